@@ -1,0 +1,1 @@
+"""The trading loop (backtest now, paper/live later), reports and the `cryptoscalp` CLI."""
