@@ -124,7 +124,13 @@ class SimulatedExchange:
         self.leverage = [float(config.leverage.get(s, config.default_leverage)) for s in grid.symbols]
         self.margin_mode = [config.margin_mode.get(s, config.default_margin_mode) for s in grid.symbols]
         self.liquidation = [float("nan")] * count
-        self._liquidation_stale = True
+        # any change of positions, wallet or marks bumps the generation; caches keyed on it
+        self._generation = 0
+        self._liquidation_generation = [-1] * count
+        self._cross_generation = -1
+        self._cross_indices: list[int] = []
+        self._cross_terms: dict[int, float] = {}
+        self._cross_backing = 0.0
         # Python lists: scalar reads from them cost a fraction of numpy item access
         self._open = grid.open.tolist()
         self._high = grid.high.tolist()
@@ -158,7 +164,7 @@ class SimulatedExchange:
             request=request,
             symbol_index=symbol_index,
             created_ts=self.now_ts,
-            active_row=self.grid.next_present(symbol_index, first_row),
+            active_row=self._next_present(symbol_index, first_row),
             updated_ts=self.now_ts,
         )
         self.orders[order_id] = order
@@ -191,8 +197,7 @@ class SimulatedExchange:
                 continue
             mark = self.mark[i]
             notional = abs(quantity) * mark
-            self._refresh_liquidation_prices()
-            liquidation = self.liquidation[i]
+            liquidation = self._liquidation_of(i)
             result.append(
                 Position(
                     symbol=symbol,
@@ -217,7 +222,7 @@ class SimulatedExchange:
         index = self._symbol_index(symbol)
         self._check_leverage_setting(index, leverage)
         self.leverage[index] = leverage
-        self._liquidation_stale = True
+        self._generation += 1
 
     def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
         index = self._symbol_index(symbol)
@@ -286,7 +291,7 @@ class SimulatedExchange:
         for i, close in enumerate(closes):
             if close == close and marks[i] != close:
                 marks[i] = close
-                self._liquidation_stale = True
+                self._generation += 1
 
     def next_activation_row(self, i: int) -> int:
         if not self._working[i]:
@@ -308,8 +313,7 @@ class SimulatedExchange:
         strictly_above: list[float] = []  # resting sell limit: high > level
         quantity = self.quantity[i]
         if quantity and not (self.margin_mode[i] is MarginMode.CROSS and self._cross_position_count() >= 2):
-            self._refresh_liquidation_prices()
-            liquidation = self.liquidation[i]
+            liquidation = self._liquidation_of(i)
             if liquidation == liquidation:
                 (below if quantity > 0 else above).append(liquidation)
         for order in self._working[i]:
@@ -340,11 +344,18 @@ class SimulatedExchange:
                 return row
         return stop
 
+    def _next_present(self, i: int, row: int) -> int:
+        opens, length = self._open[i], self.grid.length
+        while row < length and opens[row] != opens[row]:
+            row += 1
+        return row
+
     def _cross_position_count(self) -> int:
         return len(self.cross_position_indices())
 
     def cross_position_indices(self) -> list[int]:
-        return [i for i, q in enumerate(self.quantity) if q and self.margin_mode[i] is MarginMode.CROSS]
+        self._refresh_cross_terms()
+        return self._cross_indices
 
     def first_cross_trigger_row(self, start: int, stop: int) -> int:
         """First row in [start, stop) where cross equity could reach cross maintenance margin.
@@ -473,7 +484,7 @@ class SimulatedExchange:
                 self.funding_payments.append(
                     FundingPayment(int(schedule.ts[pointer]), self.symbols[i], quantity, mark, rate, amount)
                 )
-                self._liquidation_stale = True
+                self._generation += 1
             pointer += 1
         self._funding_pointer[i] = pointer
 
@@ -534,8 +545,7 @@ class SimulatedExchange:
         best: tuple[float, _SimOrder | None] | None = None
         best_distance = float("inf")
         quantity = self.quantity[i]
-        self._refresh_liquidation_prices()
-        liquidation = self.liquidation[i]
+        liquidation = self._liquidation_of(i) if quantity else float("nan")
         liquidation_on_path = (end <= liquidation <= start) if down else (start <= liquidation <= end)
         if quantity != 0.0 and (quantity > 0) == down and liquidation_on_path:
             best, best_distance = (liquidation, None), abs(start - liquidation)
@@ -654,7 +664,7 @@ class SimulatedExchange:
                 intent_id=order.request.intent_id if order else "",
             )
         )
-        self._liquidation_stale = True
+        self._generation += 1
         return None
 
     def _margin_violation(self, i: int, price: float) -> str | None:
@@ -672,35 +682,41 @@ class SimulatedExchange:
             if q and mode is MarginMode.ISOLATED
         )
 
-    def _refresh_liquidation_prices(self) -> None:
-        if not self._liquidation_stale:
+    def _refresh_cross_terms(self) -> None:
+        if self._cross_generation == self._generation:
             return
-        self._liquidation_stale = False
-        cross_wallet = self.wallet - self._isolated_margin_total()
-        cross_terms: dict[int, float] = {}
-        for j, quantity in enumerate(self.quantity):
-            if quantity and self.margin_mode[j] is MarginMode.CROSS:
-                mark = self.mark[j]
-                maintenance = self.instruments[j].maintenance_margin(abs(quantity) * mark)
-                cross_terms[j] = quantity * (mark - self.entry_price[j]) - maintenance
-        others_total = sum(cross_terms.values())
-        for i, quantity in enumerate(self.quantity):
-            if not quantity:
-                self.liquidation[i] = float("nan")
-                continue
+        self._cross_generation = self._generation
+        self._cross_indices = [i for i, q in enumerate(self.quantity) if q and self.margin_mode[i] is MarginMode.CROSS]
+        terms = {}
+        for j in self._cross_indices:
+            quantity, mark = self.quantity[j], self.mark[j]
+            maintenance = self.instruments[j].maintenance_margin(abs(quantity) * mark)
+            terms[j] = quantity * (mark - self.entry_price[j]) - maintenance
+        self._cross_terms = terms
+        self._cross_backing = self.wallet - self._isolated_margin_total() + sum(terms.values())
+
+    def _liquidation_of(self, i: int) -> float:
+        """Liquidation price of symbol i's position at current marks (NaN when none)."""
+        if self._liquidation_generation[i] == self._generation:
+            return self.liquidation[i]
+        quantity = self.quantity[i]
+        price: float | None = None
+        if quantity:
             if self.margin_mode[i] is MarginMode.ISOLATED:
                 backing = self.isolated_margin[i]
             else:
-                backing = cross_wallet + others_total - cross_terms[i]
+                self._refresh_cross_terms()
+                backing = self._cross_backing - self._cross_terms[i]
             price = liquidation_price(self.instruments[i], quantity, self.entry_price[i], backing)
-            self.liquidation[i] = float("nan") if price is None else price
+        self.liquidation[i] = float("nan") if price is None else price
+        self._liquidation_generation[i] = self._generation
+        return self.liquidation[i]
 
     def _check_liquidation_at(self, i: int, price: float, fill_price: float) -> None:
         quantity = self.quantity[i]
         if not quantity:
             return
-        self._refresh_liquidation_prices()
-        liquidation = self.liquidation[i]
+        liquidation = self._liquidation_of(i)
         if np.isnan(liquidation):
             return
         if (quantity > 0 and price <= liquidation) or (quantity < 0 and price >= liquidation):
@@ -723,7 +739,7 @@ class SimulatedExchange:
             # the insurance fund absorbs losses beyond the margin behind the position(s)
             self.wallet -= remaining
             self.insurance_fund_cover -= remaining
-        self._liquidation_stale = True
+        self._generation += 1
 
     def _force_close(self, i: int, price: float, equity_left: float) -> float:
         """Close symbol i at `price`; returns the clearance fee charged (capped at `equity_left`)."""

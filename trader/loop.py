@@ -115,15 +115,18 @@ class BacktestLoop:
         length = self.grid.length
         due = self._due = [length] * len(self.grid.symbols)
         stop = length
+        working = [exchange.has_work(i) for i in range(len(due))]
         for i in range(len(due)):
             row = schedule.next_wakeup(i, start)
-            if exchange.quantity[i]:
-                row = min(row, schedule.next_funding(i, start))
-            row = min(row, max(exchange.next_activation_row(i), start))
+            if working[i]:
+                if exchange.quantity[i]:
+                    row = min(row, schedule.next_funding(i, start))
+                row = min(row, max(exchange.next_activation_row(i), start))
             due[i] = row
-            stop = min(stop, row)
+            if row < stop:
+                stop = row
         for i in range(len(due)):
-            if exchange.has_work(i):
+            if working[i]:
                 trigger = exchange.first_trigger_row(i, start, min(stop + 1, length))
                 if trigger <= stop:
                     due[i], stop = trigger, trigger
@@ -202,14 +205,22 @@ class _Schedule:
         self.present = grid.present
         self._wake_pointer = [0] * count
         self._funding_pointer = [0] * count
+        self._next_wake = [-1] * count
+        self._next_funding = [-1] * count
 
     def next_wakeup(self, i: int, start: int) -> int:
         if self.every_row[i]:
             return start
-        return _advance(self.wakeups[i], self._wake_pointer, i, start, self.length)
+        row = self._next_wake[i]
+        if row < start:
+            row = self._next_wake[i] = _advance(self.wakeups[i], self._wake_pointer, i, start, self.length)
+        return row
 
     def next_funding(self, i: int, start: int) -> int:
-        return _advance(self.funding[i], self._funding_pointer, i, start, self.length)
+        row = self._next_funding[i]
+        if row < start:
+            row = self._next_funding[i] = _advance(self.funding[i], self._funding_pointer, i, start, self.length)
+        return row
 
     def proposing_at(self, row: int) -> list[int]:
         return [
