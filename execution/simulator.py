@@ -128,7 +128,11 @@ class SimulatedExchange:
         self._generation = 0
         self._liquidation_generation = [-1] * count
         self._cross_generation = -1
+        self._position_generation = 0  # bumped when positions open, close or change mode
+        self._cross_indices_generation = -1
         self._cross_indices: list[int] = []
+        self._cross_safe_key: tuple[int, float] = (-1, 0.0)
+        self._cross_safe = False
         self._cross_terms: dict[int, float] = {}
         self._cross_backing = 0.0
         # Python lists: scalar reads from them cost a fraction of numpy item access
@@ -138,6 +142,8 @@ class SimulatedExchange:
         self._close = grid.close.tolist()
         self._close_by_row = grid.close_ffill.T.tolist()
         self._brackets = [_BracketTable.of(instrument) for instrument in self.instruments]
+        self._history_low = [float(np.nanmin(row)) if np.isfinite(row).any() else 0.0 for row in grid.low]
+        self._history_high = [float(np.nanmax(row)) if np.isfinite(row).any() else 0.0 for row in grid.high]
         self.wallet = config.initial_balance
         self.realized_pnl = 0.0
         self.fees_paid = 0.0
@@ -197,7 +203,7 @@ class SimulatedExchange:
                 continue
             mark = self.mark[i]
             notional = abs(quantity) * mark
-            liquidation = self._liquidation_of(i)
+            liquidation = self._liquidation_of(i, reachable_only=False)
             result.append(
                 Position(
                     symbol=symbol,
@@ -231,6 +237,7 @@ class SimulatedExchange:
                 ReasonCode.INVALID_ORDER, f"{symbol}: margin mode cannot change with an open position or orders"
             )
         self.margin_mode[index] = mode
+        self._position_generation += 1
 
     def unrealized_pnl(self) -> float:
         return sum(q * (m - e) for q, m, e in zip(self.quantity, self.mark, self.entry_price, strict=True) if q)
@@ -307,11 +314,15 @@ class SimulatedExchange:
         """
         if start >= stop:
             return stop
+        quantity = self.quantity[i]
+        if not self._working[i] and (
+            not quantity or (self.margin_mode[i] is MarginMode.CROSS and len(self.cross_position_indices()) >= 2)
+        ):
+            return stop
         below: list[float] = []  # trigger when low <= level
         above: list[float] = []  # trigger when high >= level
         strictly_below: list[float] = []  # resting buy limit: low < level
         strictly_above: list[float] = []  # resting sell limit: high > level
-        quantity = self.quantity[i]
         if quantity and not (self.margin_mode[i] is MarginMode.CROSS and self._cross_position_count() >= 2):
             liquidation = self._liquidation_of(i)
             if liquidation == liquidation:
@@ -354,7 +365,11 @@ class SimulatedExchange:
         return len(self.cross_position_indices())
 
     def cross_position_indices(self) -> list[int]:
-        self._refresh_cross_terms()
+        if self._cross_indices_generation != self._position_generation:
+            self._cross_indices_generation = self._position_generation
+            self._cross_indices = [
+                i for i, q in enumerate(self.quantity) if q and self.margin_mode[i] is MarginMode.CROSS
+            ]
         return self._cross_indices
 
     def first_cross_trigger_row(self, start: int, stop: int) -> int:
@@ -368,6 +383,8 @@ class SimulatedExchange:
         """
         cross = self.cross_position_indices()
         if start >= stop or len(cross) < 2:
+            return stop
+        if self._cross_book_safe():
             return stop
         cross_wallet = self.wallet - self._isolated_margin_total()
         worst = cross_wallet
@@ -395,6 +412,26 @@ class SimulatedExchange:
             maintenance += self._brackets[i].maintenance_margin(np.abs(quantity) * adverse)
         hits = equity <= maintenance
         return start + int(np.argmax(hits)) if hits.any() else stop
+
+    def _cross_book_safe(self) -> bool:
+        """`_cross_safe_over_whole_history` for the current book, cached on positions and wallet."""
+        key = (self._position_generation, self.wallet)
+        if self._cross_safe_key != key:
+            self._cross_safe_key = key
+            self._cross_safe = self._cross_safe_over_whole_history(
+                self.cross_position_indices(), self.wallet - self._isolated_margin_total()
+            )
+        return self._cross_safe
+
+    def _cross_safe_over_whole_history(self, cross: list[int], cross_wallet: float) -> bool:
+        """True when even every symbol's lowest low / highest high of the data cannot liquidate."""
+        worst = cross_wallet
+        for i in cross:
+            quantity = self.quantity[i]
+            adverse = self._history_low[i] if quantity > 0 else self._history_high[i]
+            worst += quantity * (adverse - self.entry_price[i])
+            worst -= self.instruments[i].maintenance_margin(abs(quantity) * adverse)
+        return worst > 0
 
     def _span_extreme(self, i: int, start: int, stop: int, low: bool) -> float:
         """Lowest low (or highest high) of symbol i over rows [start, stop), ignoring gaps."""
@@ -638,6 +675,7 @@ class SimulatedExchange:
             if isolated:
                 self.isolated_margin[i] += initial_margin(opening, price, self.leverage[i])
         self.quantity[i] = position
+        self._position_generation += 1
         self.entry_price[i] = entry if position else 0.0
         if not position:
             self.isolated_margin[i] = 0.0
@@ -647,6 +685,7 @@ class SimulatedExchange:
             reason = self._margin_violation(i, price)
             if reason is not None:
                 (self.quantity[i], self.entry_price[i], self.isolated_margin[i], self.wallet, self.realized_pnl) = saved
+                self._position_generation += 1
                 return reason
         self.fees_paid += fee
         self.fills.append(
@@ -686,20 +725,25 @@ class SimulatedExchange:
         if self._cross_generation == self._generation:
             return
         self._cross_generation = self._generation
-        self._cross_indices = [i for i, q in enumerate(self.quantity) if q and self.margin_mode[i] is MarginMode.CROSS]
         terms = {}
-        for j in self._cross_indices:
+        for j in self.cross_position_indices():
             quantity, mark = self.quantity[j], self.mark[j]
             maintenance = self.instruments[j].maintenance_margin(abs(quantity) * mark)
             terms[j] = quantity * (mark - self.entry_price[j]) - maintenance
         self._cross_terms = terms
         self._cross_backing = self.wallet - self._isolated_margin_total() + sum(terms.values())
 
-    def _liquidation_of(self, i: int) -> float:
-        """Liquidation price of symbol i's position at current marks (NaN when none)."""
+    def _liquidation_of(self, i: int, reachable_only: bool = True) -> float:
+        """Liquidation price of symbol i's position at current marks (NaN when none).
+
+        With `reachable_only`, NaN also when no price in the data could liquidate the
+        cross book (the triggers then need not compute it).
+        """
         if self._liquidation_generation[i] == self._generation:
             return self.liquidation[i]
         quantity = self.quantity[i]
+        if reachable_only and quantity and self.margin_mode[i] is MarginMode.CROSS and self._cross_book_safe():
+            return float("nan")
         price: float | None = None
         if quantity:
             if self.margin_mode[i] is MarginMode.ISOLATED:

@@ -185,15 +185,16 @@ def load_market_data_with_report(
         raise DataQualityError(_refusal(issues, root))
     for (symbol, kind), frame in frames.items():
         source = ", ".join(str(market_file.path) for market_file in chosen[(symbol, kind)])
+        clean = frame
         if repair is not None:
-            frame, lines = _repair(frame, kind, repair, bar_ms)
+            clean, lines = _repair(frame, kind, repair, bar_ms)
             repairs += [f"{symbol}: {line}" for line in lines]
         if kind is FileKind.BARS:
-            bars[symbol] = _bar_series(symbol, bar_ms, frame, source)
+            bars[symbol] = _bar_series(symbol, bar_ms, clean, source)
         elif kind is FileKind.FUNDING:
-            funding[symbol] = FundingSeries(symbol, _ints(frame["ts"]), _floats(frame["rate"]), source)
+            funding[symbol] = FundingSeries(symbol, _ints(clean["ts"]), _floats(clean["rate"]), source)
         else:
-            mark[symbol] = MarkSeries(symbol, _ints(frame["ts"]), _floats(frame["price"]), source)
+            mark[symbol] = MarkSeries(symbol, _ints(clean["ts"]), _floats(clean["price"]), source)
     data = MarketData(bars=bars, funding=funding, mark=mark, synthetic=False, files=tuple(files_read))
     return LoadResult(data, tuple(repairs), tuple(issues))
 
@@ -202,18 +203,22 @@ def recognise(path: Path) -> MarketFile | None:
     """The MarketFile a file name denotes, or None when the name is not a data file's."""
     name = path.name
     absolute = path.absolute()
-    match = _FREQTRADE_NAME.match(name)
-    if match is not None:
-        file_format = FileFormat.FEATHER if match["ext"] == "feather" else FileFormat.PARQUET
-        kind = _FREQTRADE_KINDS[match["kind"]]
-        return MarketFile(absolute, to_ccxt_symbol(match["base"]), kind, file_format, match["timeframe"])
-    match = _BINANCE_KLINES_NAME.match(name)
-    if match is not None:
-        symbol = to_ccxt_symbol(match["base"])
-        return MarketFile(absolute, symbol, FileKind.BARS, FileFormat.BINANCE_CSV, match["timeframe"])
-    match = _BINANCE_FUNDING_NAME.match(name)
-    if match is not None:
-        return MarketFile(absolute, to_ccxt_symbol(match["base"]), FileKind.FUNDING, FileFormat.BINANCE_CSV, None)
+    try:
+        match = _FREQTRADE_NAME.match(name)
+        if match is not None:
+            file_format = FileFormat.FEATHER if match["ext"] == "feather" else FileFormat.PARQUET
+            symbol = to_ccxt_symbol(match["base"])
+            return MarketFile(absolute, symbol, _FREQTRADE_KINDS[match["kind"]], file_format, match["timeframe"])
+        match = _BINANCE_KLINES_NAME.match(name)
+        if match is not None:
+            symbol = to_ccxt_symbol(match["base"])
+            return MarketFile(absolute, symbol, FileKind.BARS, FileFormat.BINANCE_CSV, match["timeframe"])
+        match = _BINANCE_FUNDING_NAME.match(name)
+        if match is not None:
+            symbol = to_ccxt_symbol(match["base"])
+            return MarketFile(absolute, symbol, FileKind.FUNDING, FileFormat.BINANCE_CSV, None)
+    except ConfigError:  # shaped like a data file, but no USDT pair (e.g. USDT_USDT_USDT-…)
+        return None
     return None
 
 

@@ -122,11 +122,7 @@ def bar_frame(bars: BarSeries | pd.DataFrame, source: str = "") -> pd.DataFrame:
         missing = [name for name in BAR_COLUMNS if name not in frame.columns]
         if missing:
             raise DataError(f"{source or '<frame>'}: missing column(s) {', '.join(missing)}")
-    frame = frame.assign(ts=frame["ts"].astype(np.int64))
-    if "source" not in frame.columns:
-        frame = frame.assign(source=source)
-    if "row" not in frame.columns:
-        frame = frame.assign(row=np.arange(len(frame), dtype=np.int64))
+    frame = _with_provenance(frame.assign(ts=frame["ts"].astype(np.int64)), source)
     return frame[["ts", *BAR_COLUMNS, "source", "row"]]
 
 
@@ -159,9 +155,11 @@ def check_bars(
     return sorted(issues, key=_issue_order)
 
 
-def check_observations(frame: pd.DataFrame, column: str, *, positive: bool) -> list[QualityIssue]:
-    """Issues in a funding (`rate`) or mark (`price`) frame: NaN, non-positive prices when
-    `positive`, duplicate and out-of-order timestamps. No grid: funding intervals vary."""
+def check_observations(frame: pd.DataFrame, column: str, *, positive: bool, source: str = "") -> list[QualityIssue]:
+    """Issues in a funding (`rate`) or mark (`price`) frame with `ts`: NaN, non-positive
+    values when `positive`, duplicate and out-of-order timestamps. No grid check: funding
+    intervals differ between symbols and change over time."""
+    frame = _with_provenance(frame, source)
     issues = _nan_issues(frame, (column,))
     if positive:
         issues += _non_positive_issues(frame, (column,))
@@ -170,8 +168,9 @@ def check_observations(frame: pd.DataFrame, column: str, *, positive: bool) -> l
 
 
 def repair_bars(frame: pd.DataFrame, policy: RepairPolicy, timeframe_ms: int) -> tuple[pd.DataFrame, list[str]]:
-    """Apply `policy` to a bar frame; returns the repaired frame (sorted, unique, on grid)
-    and one line per repair made."""
+    """Apply `policy` to bars (any frame `bar_frame` accepts); returns the repaired frame
+    (sorted, unique, on the grid) and one line per repair made."""
+    frame = bar_frame(frame)
     prices = {name: frame[name].to_numpy(dtype=np.float64) for name in BAR_COLUMNS}
     high, low = prices["high"], prices["low"]
     ts = frame["ts"].to_numpy(dtype=np.int64)
@@ -211,6 +210,7 @@ def repair_bars(frame: pd.DataFrame, policy: RepairPolicy, timeframe_ms: int) ->
 
 def repair_observations(frame: pd.DataFrame, column: str, *, positive: bool) -> tuple[pd.DataFrame, list[str]]:
     """Drop NaN (and, when `positive`, non-positive) rows and later duplicates; sort."""
+    frame = _with_provenance(frame, "")
     value = frame[column].to_numpy(dtype=np.float64)
     invalid = np.isnan(value) | ((value <= 0) if positive else np.zeros(len(value), dtype=bool))
     repairs = _drop_lines(frame, invalid, f"dropped {{count}} row(s) with a NaN or invalid {column}")
@@ -242,6 +242,15 @@ def check_path(path: Path) -> dict[str, list[QualityIssue]]:
         else:
             results[key] = check_observations(frame, "price", positive=True)
     return results
+
+
+def _with_provenance(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    if "source" not in frame.columns:
+        frame = frame.assign(source=source)
+    if "row" not in frame.columns:
+        frame = frame.assign(row=np.arange(len(frame), dtype=np.int64))
+    return frame
 
 
 def _issue_order(issue: QualityIssue) -> tuple[str, int, int]:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -36,9 +35,9 @@ _MULTI_VALUE_OPTIONS = ("--pairs",)
 
 @app.command()
 def backtest(
-    data: Annotated[Path | None, typer.Option(help="Directory or file of market data (freqtrade feather, Binance CSV/zip, Parquet).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Market data: freqtrade feather, Binance CSV/zip, Parquet.")] = None,
     synthetic: Annotated[bool, typer.Option(help="Use the seeded synthetic market instead of files.")] = False,
-    pairs: Annotated[list[str] | None, typer.Option(help="Pairs, e.g. BTC ETH SOL or BTC/USDT:USDT (default: all).")] = None,
+    pairs: Annotated[list[str] | None, typer.Option(help="Pairs, e.g. BTC ETH SOL (default: all).")] = None,
     start: Annotated[str | None, typer.Option(help="First day (UTC), e.g. 2025-06-01.")] = None,
     end: Annotated[str | None, typer.Option(help="End (exclusive, UTC), e.g. 2025-06-15.")] = None,
     days: Annotated[int, typer.Option(help="Length of the synthetic market.")] = 30,
@@ -134,24 +133,29 @@ def _validated(model: type, **values: object):  # type: ignore[no-untyped-def]
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """A rich progress bar that appears only once the work starts (errors before it print alone)."""
     columns = (
         TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("bars"),
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
-    with Progress(*columns, console=error_console, transient=False) as progress:
+    progress = Progress(*columns, console=error_console)
 
-        def start(total: int) -> Callable[[int], None]:
-            task = progress.add_task(label, total=total)
-            last = [0]
+    def start(total: int) -> Callable[[int], None]:
+        progress.start()
+        task = progress.add_task(label, total=total)
+        last = [0]
 
-            def advance(row: int) -> None:
-                if row - last[0] >= 2_000 or row >= total - 1:
-                    progress.update(task, completed=row + 1)
-                    last[0] = row
+        def advance(row: int) -> None:
+            if row - last[0] >= 2_000 or row >= total - 1:
+                progress.update(task, completed=row + 1)
+                last[0] = row
 
-            return advance
+        return advance
 
+    try:
         yield start
+    finally:
+        progress.stop()
 
 
 def _expand_multi_value_options(argv: list[str]) -> list[str]:
@@ -174,18 +178,8 @@ def _expand_multi_value_options(argv: list[str]) -> list[str]:
 def main() -> None:
     argv = _expand_multi_value_options(sys.argv[1:])
     try:
-        app(argv, standalone_mode=False)
-    except CryptoScalpError as exc:
+        # standalone: typer reports usage errors itself (one message, exit code 2)
+        app(argv, prog_name="cryptoscalp")
+    except (CryptoScalpError, OSError, ValueError) as exc:
         error_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (OSError, ValueError) as exc:
-        error_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        error_console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:  # usage errors: unknown option, bad choice
-        exc.show()
-        sys.exit(exc.exit_code)

@@ -115,21 +115,23 @@ class BacktestLoop:
         length = self.grid.length
         due = self._due = [length] * len(self.grid.symbols)
         stop = length
-        working = [exchange.has_work(i) for i in range(len(due))]
+        working = [i for i in range(len(due)) if exchange.has_work(i)]
         for i in range(len(due)):
-            row = schedule.next_wakeup(i, start)
-            if working[i]:
-                if exchange.quantity[i]:
-                    row = min(row, schedule.next_funding(i, start))
-                row = min(row, max(exchange.next_activation_row(i), start))
+            due[i] = row = schedule.next_wakeup(i, start)
+            if row < stop:
+                stop = row
+        for i in working:
+            row = due[i]
+            if exchange.quantity[i]:
+                row = min(row, schedule.next_funding(i, start))
+            row = min(row, max(exchange.next_activation_row(i), start))
             due[i] = row
             if row < stop:
                 stop = row
-        for i in range(len(due)):
-            if working[i]:
-                trigger = exchange.first_trigger_row(i, start, min(stop + 1, length))
-                if trigger <= stop:
-                    due[i], stop = trigger, trigger
+        for i in working:
+            trigger = exchange.first_trigger_row(i, start, min(stop + 1, length))
+            if trigger <= stop:
+                due[i], stop = trigger, trigger
         cross_trigger = exchange.first_cross_trigger_row(start, min(stop + 1, length))
         if cross_trigger <= stop:
             stop = cross_trigger

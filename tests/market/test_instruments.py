@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -61,7 +62,7 @@ def test_maintenance_margin_at_250k_btc_notional() -> None:
 @pytest.mark.parametrize("symbol", KNOWN_SYMBOLS)
 def test_maintenance_margin_is_continuous_at_every_bracket_edge(symbol: str) -> None:
     brackets = instrument_for(symbol).brackets
-    for below, above in zip(brackets, brackets[1:], strict=False):
+    for below, above in itertools.pairwise(brackets):
         edge = below.notional_cap
         from_below = edge * below.maintenance_rate - below.maintenance_amount
         from_above = edge * above.maintenance_rate - above.maintenance_amount

@@ -111,13 +111,8 @@ def test_timestamp_off_the_grid_is_reported() -> None:
 
 def test_gaps_are_measured_on_the_timeframe_of_the_series() -> None:
     table = frame(good(0), good(5), good(10), good(20))
-    series = BarSeries(
-        "BTC/USDT:USDT",
-        5 * MINUTE_MS,
-        table["ts"].to_numpy(),
-        *(table[name].to_numpy(dtype=np.float64) for name in ("open", "high", "low", "close", "volume")),
-        source=FILE,
-    )
+    prices = {name: table[name].to_numpy(dtype=np.float64) for name in ("open", "high", "low", "close", "volume")}
+    series = BarSeries("BTC/USDT:USDT", 5 * MINUTE_MS, table["ts"].to_numpy(), **prices, source=FILE)
     issues = check_bars(series)
     assert kinds(issues) == [(IssueKind.GAP, 3)]
     assert issues[0].file == FILE

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,7 +36,7 @@ def test_ccxt_symbol_maps_to_the_binance_id() -> None:
 
 @pytest.mark.parametrize("pair", ["", "USDT", "BTC/EUR", "ETH/USDC:USDC", "BTC-USD!", "BTC/USDT:BUSD", "USDTUSDT"])
 def test_names_that_are_not_usdt_perpetuals_are_refused_naming_the_pair(pair: str) -> None:
-    with pytest.raises(ConfigError, match=f"pair: {pair!r}".replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(f"pair: {pair!r}")):
         to_ccxt_symbol(pair)
 
 

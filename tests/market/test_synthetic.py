@@ -33,7 +33,7 @@ def test_default_market_is_the_nine_known_symbols_labelled_synthetic(month: Mark
 
 def test_bars_cover_the_days_on_the_minute_grid_from_2025(month: MarketData) -> None:
     series = month.bars[BTC]
-    assert DEFAULT_START_MS == parse_date_ms("2025-01-01")
+    assert parse_date_ms("2025-01-01") == DEFAULT_START_MS
     assert len(series) == 30 * 1440
     assert int(series.ts[0]) == DEFAULT_START_MS and np.all(np.diff(series.ts) == MINUTE_MS)
 
