@@ -47,6 +47,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.errors import ConfigError, DataError, DownloadError, UnknownSymbolError
 from core.time import DAY_MS, HOUR_MS, iso, timeframe_ms
+from market.symbols import file_stem
 
 SUPPORTED_EXCHANGES = ("binanceusdm", "okx", "bybit")
 
@@ -155,13 +156,6 @@ def download(
             for series in _series_of(client, exchange_id, symbol, timeframe, candle_ms, out_dir):
                 downloaded.append(_bring_up_to_date(series, exchange_id, client, start, end, progress))
     return downloaded
-
-
-def file_stem(symbol: str) -> str:
-    """`BTC/USDT:USDT` → `BTC_USDT_USDT`, the same replacement freqtrade applies."""
-    for character in ("/", " ", ".", "@", "$", "+", ":"):
-        symbol = symbol.replace(character, "_")
-    return symbol
 
 
 def _create_client(exchange_id: str) -> ccxt.Exchange:

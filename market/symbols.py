@@ -47,8 +47,10 @@ def base_asset(symbol: str) -> str:
 
 
 def file_stem(symbol: str) -> str:
-    """`BTC/USDT:USDT` → `BTC_USDT_USDT`, the stem of freqtrade's data files."""
-    return f"{base_asset(symbol)}_{QUOTE}_{QUOTE}"
+    """`BTC/USDT:USDT` → `BTC_USDT_USDT`: the character replacement freqtrade applies to name data files."""
+    for character in ("/", " ", ".", "@", "$", "+", ":"):
+        symbol = symbol.replace(character, "_")
+    return symbol
 
 
 def binance_id(symbol: str) -> str:
