@@ -155,7 +155,9 @@ def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
     try:
         yield start
     finally:
-        progress.stop()
+        # rich's stop() prints a blank line on a non-interactive console even if never started
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _expand_multi_value_options(argv: list[str]) -> list[str]:

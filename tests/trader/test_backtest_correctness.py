@@ -162,10 +162,7 @@ def test_backtest_fills_are_the_crosses_traded_at_the_next_open(
     reference: ReferenceLedger, simulated: BacktestResult
 ) -> None:
     ours = sorted(
-        (
-            (f.ts, f.symbol.split("/")[0], f.side.sign, round(f.quantity, 9), f.price)
-            for f in simulated.fills
-        ),
+        ((f.ts, f.symbol.split("/")[0], f.side.sign, round(f.quantity, 9), f.price) for f in simulated.fills),
         key=lambda row: (row[0], row[1]),
     )
     expected = [(f.ts, f.symbol, f.side, round(f.quantity, 9), f.price) for f in reference.fills]
