@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from core.instrument import Instrument
 
+# Relative slack on a bracket's notional range: at a cap both neighbouring brackets give
+# the same price, but rounding can push each one's notional just outside its own range.
+_BRACKET_EDGE_TOLERANCE = 1e-9
+
 
 def unrealized_pnl(quantity: float, entry_price: float, mark_price: float) -> float:
     return quantity * (mark_price - entry_price)
@@ -48,7 +52,8 @@ def liquidation_price(
         denominator = size * bracket.maintenance_rate - side * size
         price = (backing_balance + bracket.maintenance_amount - side * size * entry_price) / denominator
         notional = size * price
-        if price > 0 and lower_cap <= notional <= bracket.notional_cap:
+        slack = _BRACKET_EDGE_TOLERANCE * abs(notional)
+        if price > 0 and lower_cap - slack <= notional <= bracket.notional_cap + slack:
             return price
         lower_cap = bracket.notional_cap
     return None

@@ -281,6 +281,9 @@ class SimulatedExchange:
         for start, end in itertools.pairwise(path):
             self._walk_segment(i, start, end)
         self.mark[i] = close
+        # the mark moved along the bar without bumping the generation; other cross
+        # positions' liquidation prices depend on it, so their cached values are stale
+        self._generation += 1
 
     def begin_row(self, row: int) -> None:
         """Before a row runs: every mark is the last close before it, so cross margin sees current prices."""
@@ -438,7 +441,7 @@ class SimulatedExchange:
         if stop - start > _SCAN_WITH_NUMPY_FROM:
             values = self.grid.low[i, start:stop] if low else self.grid.high[i, start:stop]
             return float(np.nanmin(values) if low else np.nanmax(values)) if values.size else float("nan")
-        span = [x for x in (self._low[i] if low else self._high[i])[start:stop] if x == x]
+        span: list[float] = [x for x in (self._low[i] if low else self._high[i])[start:stop] if x == x]
         if not span:
             return float("nan")
         return min(span) if low else max(span)
@@ -817,4 +820,5 @@ class _BracketTable:
 
     def maintenance_margin(self, notional: np.ndarray) -> np.ndarray:
         index = np.minimum(np.searchsorted(self.caps, notional, side="left"), self.caps.shape[0] - 1)
-        return notional * self.rates[index] - self.amounts[index]
+        margin: np.ndarray = notional * self.rates[index] - self.amounts[index]
+        return margin

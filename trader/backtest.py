@@ -90,7 +90,9 @@ class BacktestConfig(BaseModel):
         return None if self.end is None else parse_date_ms(self.end)
 
     def to_record(self) -> dict[str, object]:
-        record: dict[str, object] = json.loads(self.model_dump_json())
+        """The config as recorded with the run; generator options only when the generator ran."""
+        exclude = None if self.synthetic else {"days", "seed"}
+        record: dict[str, object] = json.loads(self.model_dump_json(exclude=exclude))
         return record
 
 
