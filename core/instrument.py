@@ -8,6 +8,7 @@ across bracket edges: mm = notional * rate - cum.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -62,6 +63,7 @@ class Instrument:
         return _clean(round(price / self.tick_size) * self.tick_size, self.tick_size)
 
 
+@functools.cache  # a handful of distinct increments; formatting one costs more than the rounding itself
 def _decimals(increment: float) -> int:
     text = f"{increment:.12f}".rstrip("0")
     return len(text.split(".")[1]) if "." in text else 0

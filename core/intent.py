@@ -35,10 +35,22 @@ class Intent:
         """Stable id: a hash of the content, so the same proposal always has the same id."""
         payload = repr(
             (
-                self.ts, self.symbol, self.side.value, self.strategy_id, self.quantity,
-                self.notional, self.order_type.value, self.limit_price, self.leverage,
-                self.stop_loss, self.take_profit, self.reduce_only, self.model_id,
-                self.model_version, self.confidence, self.rationale,
+                self.ts,
+                self.symbol,
+                self.side.value,
+                self.strategy_id,
+                self.quantity,
+                self.notional,
+                self.order_type.value,
+                self.limit_price,
+                self.leverage,
+                self.stop_loss,
+                self.take_profit,
+                self.reduce_only,
+                self.model_id,
+                self.model_version,
+                self.confidence,
+                self.rationale,
             )
         )
         return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()

@@ -47,6 +47,7 @@ behind the position.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass, field
 
@@ -90,6 +91,7 @@ class _SimOrder:
     average_price: float = 0.0
     reject_reason: str = ""
     updated_ts: int = 0
+    trigger: _TriggerLevel | None = None  # for limit and stop orders, set once validated
 
     def snapshot(self) -> Order:
         return Order(
@@ -102,6 +104,35 @@ class _SimOrder:
             reject_reason=self.reject_reason,
             updated_ts=self.updated_ts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _TriggerLevel:
+    """Where a resting order triggers: the price level, the direction the price must move, strictness.
+
+    A resting limit needs the price to trade *through* its level (strict); a stop triggers on
+    touching it (inclusive). Buy limits and sell stops trigger on the way down, the others up.
+    """
+
+    price: float
+    falling: bool
+    strict: bool
+
+    @classmethod
+    def of(cls, request: OrderRequest) -> _TriggerLevel | None:
+        if request.order_type is OrderType.LIMIT:
+            assert request.price is not None
+            return cls(request.price, request.side is Side.BUY, strict=True)
+        if request.order_type is OrderType.STOP_MARKET:
+            assert request.stop_price is not None
+            return cls(request.stop_price, request.side is Side.SELL, strict=False)
+        return None
+
+    def crossed(self, start: float, end: float) -> bool:
+        """Whether the straight price move start → end meets this level."""
+        if self.falling:
+            return end < start and (end < self.price if self.strict else end <= self.price) and self.price <= start
+        return start < end and start <= self.price and (self.price < end if self.strict else self.price <= end)
 
 
 class SimulatedExchange:
@@ -141,6 +172,8 @@ class SimulatedExchange:
         self._low = grid.low.tolist()
         self._close = grid.close.tolist()
         self._close_by_row = grid.close_ffill.T.tolist()
+        self._ts = grid.ts.tolist()
+        self._funding_rows = [schedule.grid_index.tolist() for schedule in grid.funding]
         self._brackets = [_BracketTable.of(instrument) for instrument in self.instruments]
         self._history_low = [float(np.nanmin(row)) if np.isfinite(row).any() else 0.0 for row in grid.low]
         self._history_high = [float(np.nanmax(row)) if np.isfinite(row).any() else 0.0 for row in grid.high]
@@ -155,6 +188,8 @@ class SimulatedExchange:
         self._working: list[list[_SimOrder]] = [[] for _ in range(count)]
         self._funding_pointer = [0] * count
         self._order_ids = itertools.count(1)
+        # symbols whose position or orders changed since the driver last asked (`pop_changed_symbols`)
+        self._changed_symbols: set[int] = set()
         self.now_ts = int(grid.ts[0])
         for i, leverage in enumerate(self.leverage):
             self._check_leverage_setting(i, leverage)
@@ -164,7 +199,7 @@ class SimulatedExchange:
         symbol_index = self._symbol_index(request.symbol)
         order_id = f"sim-{next(self._order_ids)}"
         activation_ts = self.now_ts + self.config.latency_ms
-        first_row = int(np.searchsorted(self.grid.ts, activation_ts, side="left"))
+        first_row = bisect.bisect_left(self._ts, activation_ts)
         order = _SimOrder(
             order_id=order_id,
             request=request,
@@ -180,7 +215,9 @@ class SimulatedExchange:
             order.status = OrderStatus.REJECTED
             order.reject_reason = rejection.reason
             return order.snapshot()
+        order.trigger = _TriggerLevel.of(request)
         self._working[symbol_index].append(order)
+        self._changed_symbols.add(symbol_index)
         return order.snapshot()
 
     def cancel(self, order_id: str) -> Order:
@@ -248,18 +285,32 @@ class SimulatedExchange:
     def available_balance(self) -> float:
         """Cross wallet + cross unrealised P&L - cross initial margin - isolated margins."""
         available = self.wallet
-        for i, quantity in enumerate(self.quantity):
+        isolated_mode = MarginMode.ISOLATED
+        # `initial_margin` written out: this runs for every intent and every opening fill
+        for quantity, mode, mark, entry, leverage, isolated in zip(
+            self.quantity,
+            self.margin_mode,
+            self.mark,
+            self.entry_price,
+            self.leverage,
+            self.isolated_margin,
+            strict=True,
+        ):
             if quantity == 0.0:
                 continue
-            if self.margin_mode[i] is MarginMode.ISOLATED:
-                available -= self.isolated_margin[i]
+            if mode is isolated_mode:
+                available -= isolated
             else:
-                mark = self.mark[i]
-                available += quantity * (mark - self.entry_price[i]) - initial_margin(quantity, mark, self.leverage[i])
+                available += quantity * (mark - entry) - abs(quantity) * mark / leverage
         return available
 
     def has_work(self, symbol_index: int) -> bool:
         return self.quantity[symbol_index] != 0.0 or bool(self._working[symbol_index])
+
+    def pop_changed_symbols(self) -> set[int]:
+        """Symbols whose position or orders changed since the last call (their next events may have moved)."""
+        changed, self._changed_symbols = self._changed_symbols, set()
+        return changed
 
     def order_history(self) -> list[Order]:
         return [order.snapshot() for order in self.orders.values()]
@@ -273,6 +324,7 @@ class SimulatedExchange:
         high = self._high[i][row]
         low = self._low[i][row]
         close = self._close[i][row]
+        self._changed_symbols.add(i)
         self._settle_funding(i, row, open_)
         self._check_liquidation_at(i, self.mark[i], open_)
         self._walk_gap(i, open_)
@@ -309,37 +361,45 @@ class SimulatedExchange:
         rows = [order.active_row for order in self._working[i] if not order.resting]
         return min(rows) if rows else self.grid.length
 
+    def may_trigger(self, i: int) -> bool:
+        """Whether `first_trigger_row` has anything to look for: orders, or a liquidation price of its own.
+
+        A cross position sharing the wallet with others has none (`first_cross_trigger_row`
+        covers it); the answer changes only with symbol i's orders or the open positions.
+        """
+        if self._working[i]:
+            return True
+        if not self.quantity[i]:
+            return False
+        return self.margin_mode[i] is MarginMode.ISOLATED or len(self.cross_position_indices()) < 2
+
     def first_trigger_row(self, i: int, start: int, stop: int) -> int:
         """First row in [start, stop) where a resting order or the liquidation price could trigger.
 
         Liquidation of cross positions is left to `first_cross_trigger_row` when two or
         more cross positions share the wallet.
         """
-        if start >= stop:
+        if start >= stop or not self.may_trigger(i):
             return stop
         quantity = self.quantity[i]
-        if not self._working[i] and (
-            not quantity or (self.margin_mode[i] is MarginMode.CROSS and len(self.cross_position_indices()) >= 2)
-        ):
-            return stop
+        working = self._working[i]
+        single_cross_book = self.margin_mode[i] is MarginMode.ISOLATED or len(self.cross_position_indices()) < 2
         below: list[float] = []  # trigger when low <= level
         above: list[float] = []  # trigger when high >= level
         strictly_below: list[float] = []  # resting buy limit: low < level
         strictly_above: list[float] = []  # resting sell limit: high > level
-        if quantity and not (self.margin_mode[i] is MarginMode.CROSS and self._cross_position_count() >= 2):
+        if quantity and single_cross_book:
             liquidation = self._liquidation_of(i)
             if liquidation == liquidation:
                 (below if quantity > 0 else above).append(liquidation)
-        for order in self._working[i]:
-            if not order.resting:
+        for order in working:
+            trigger = order.trigger
+            if not order.resting or trigger is None:
                 continue
-            request = order.request
-            if request.order_type is OrderType.LIMIT:
-                assert request.price is not None
-                (strictly_below if request.side is Side.BUY else strictly_above).append(request.price)
+            if trigger.falling:
+                (strictly_below if trigger.strict else below).append(trigger.price)
             else:
-                assert request.stop_price is not None
-                (above if request.side is Side.BUY else below).append(request.stop_price)
+                (strictly_above if trigger.strict else above).append(trigger.price)
         if not (below or above or strictly_below or strictly_above):
             return stop
         low_level = max(below) if below else float("-inf")
@@ -498,18 +558,11 @@ class SimulatedExchange:
                 f"{instrument.min_notional}",
             )
 
-    @staticmethod
-    def _trigger_mask(request: OrderRequest, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        if request.order_type is OrderType.LIMIT:
-            assert request.price is not None
-            return (low < request.price) if request.side is Side.BUY else (high > request.price)
-        assert request.stop_price is not None
-        return (high >= request.stop_price) if request.side is Side.BUY else (low <= request.stop_price)
-
     def _settle_funding(self, i: int, row: int, open_: float) -> None:
         schedule = self.grid.funding[i]
+        settlement_rows = self._funding_rows[i]
         pointer = self._funding_pointer[i]
-        while pointer < schedule.grid_index.shape[0] and schedule.grid_index[pointer] <= row:
+        while pointer < len(settlement_rows) and settlement_rows[pointer] <= row:
             quantity = self.quantity[i]
             if quantity != 0.0:
                 mark = float(schedule.mark_price[pointer])
@@ -579,33 +632,22 @@ class SimulatedExchange:
 
     def _next_trigger(self, i: int, start: float, end: float) -> tuple[float, _SimOrder | None] | None:
         """The trigger the path start → end meets first: (price, order) or (price, None) for liquidation."""
-        if start == end:
+        quantity = self.quantity[i]
+        if start == end or not (quantity or self._working[i]):
             return None
         down = end < start
         best: tuple[float, _SimOrder | None] | None = None
         best_distance = float("inf")
-        quantity = self.quantity[i]
         liquidation = self._liquidation_of(i) if quantity else float("nan")
         liquidation_on_path = (end <= liquidation <= start) if down else (start <= liquidation <= end)
         if quantity != 0.0 and (quantity > 0) == down and liquidation_on_path:
             best, best_distance = (liquidation, None), abs(start - liquidation)
         for order in self._working[i]:
-            if not order.resting:
+            trigger = order.trigger
+            if not order.resting or trigger is None:
                 continue
-            request = order.request
-            if request.order_type is OrderType.LIMIT:
-                assert request.price is not None
-                level = request.price
-                # a resting limit needs the price to trade through it
-                hit = (end < level <= start) if (down and request.side is Side.BUY) else (
-                    (start <= level < end) if (not down and request.side is Side.SELL) else False
-                )
-            else:
-                assert request.stop_price is not None
-                level = request.stop_price
-                hit = (end <= level <= start) if (down and request.side is Side.SELL) else (
-                    (start <= level <= end) if (not down and request.side is Side.BUY) else False
-                )
+            level = trigger.price
+            hit = trigger.crossed(start, end)
             if hit and abs(start - level) < best_distance:
                 best, best_distance = (level, order), abs(start - level)
         return best
@@ -622,6 +664,7 @@ class SimulatedExchange:
         working = self._working[order.symbol_index]
         if order in working:
             working.remove(order)
+            self._changed_symbols.add(order.symbol_index)
 
     def _execute(self, order: _SimOrder, price: float, liquidity: Liquidity) -> None:
         request = order.request
@@ -679,6 +722,7 @@ class SimulatedExchange:
                 self.isolated_margin[i] += initial_margin(opening, price, self.leverage[i])
         self.quantity[i] = position
         self._position_generation += 1
+        self._changed_symbols.add(i)
         self.entry_price[i] = entry if position else 0.0
         if not position:
             self.isolated_margin[i] = 0.0
@@ -720,7 +764,8 @@ class SimulatedExchange:
 
     def _isolated_margin_total(self) -> float:
         return sum(
-            m for m, mode, q in zip(self.isolated_margin, self.margin_mode, self.quantity, strict=True)
+            m
+            for m, mode, q in zip(self.isolated_margin, self.margin_mode, self.quantity, strict=True)
             if q and mode is MarginMode.ISOLATED
         )
 
@@ -777,8 +822,10 @@ class SimulatedExchange:
             remaining -= self._force_close(i, price, remaining)
         else:
             cross = self.cross_position_indices()
-            remaining = self.wallet - self._isolated_margin_total() + sum(
-                self.quantity[j] * (self.mark[j] - self.entry_price[j]) for j in cross
+            remaining = (
+                self.wallet
+                - self._isolated_margin_total()
+                + sum(self.quantity[j] * (self.mark[j] - self.entry_price[j]) for j in cross)
             )
             for j in cross:
                 remaining -= self._force_close(j, self.mark[j], remaining)

@@ -104,14 +104,23 @@ class EmaCross:
         if position:
             intents.append(
                 Intent(
-                    ts=context.decision_ts, symbol=symbol, side=side, strategy_id=self.strategy_id,
-                    quantity=abs(position), reduce_only=True, rationale=rationale,
+                    ts=context.decision_ts,
+                    symbol=symbol,
+                    side=side,
+                    strategy_id=self.strategy_id,
+                    quantity=abs(position),
+                    reduce_only=True,
+                    rationale=rationale,
                 )
             )
         intents.append(
             Intent(
-                ts=context.decision_ts, symbol=symbol, side=side, strategy_id=self.strategy_id,
-                notional=self.notional, rationale=rationale,
+                ts=context.decision_ts,
+                symbol=symbol,
+                side=side,
+                strategy_id=self.strategy_id,
+                notional=self.notional,
+                rationale=rationale,
             )
         )
         return intents

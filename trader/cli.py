@@ -61,9 +61,21 @@ def backtest(
 
     config = _validated(
         BacktestConfig,
-        data=data, synthetic=synthetic, days=days, seed=seed, pairs=pairs, start=start, end=end,
-        on_gap=on_gap, initial_balance=balance, leverage=leverage, margin_mode=margin_mode,
-        notional=notional, latency_ms=latency_ms, slippage_bps=slippage_bps, maker_fee=maker_fee,
+        data=data,
+        synthetic=synthetic,
+        days=days,
+        seed=seed,
+        pairs=pairs,
+        start=start,
+        end=end,
+        on_gap=on_gap,
+        initial_balance=balance,
+        leverage=leverage,
+        margin_mode=margin_mode,
+        notional=notional,
+        latency_ms=latency_ms,
+        slippage_bps=slippage_bps,
+        maker_fee=maker_fee,
         taker_fee=taker_fee,
     )
     with _progress("backtest") as progress:
@@ -135,8 +147,12 @@ def _validated(model: type, **values: object):  # type: ignore[no-untyped-def]
 def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
     """A rich progress bar that appears only once the work starts (errors before it print alone)."""
     columns = (
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("bars"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     progress = Progress(*columns, console=error_console)
 

@@ -58,9 +58,7 @@ class ExchangeRulesGate:
         affordable_qty = context.available_balance / (price * (1.0 / leverage + context.taker_fee))
         max_qty = instrument.round_qty_down(max(affordable_qty, 0.0))
         if max_qty * price < instrument.min_notional:
-            return _deny(
-                intent, ReasonCode.INSUFFICIENT_MARGIN, available=context.available_balance, max_qty=max_qty
-            )
+            return _deny(intent, ReasonCode.INSUFFICIENT_MARGIN, available=context.available_balance, max_qty=max_qty)
         verdict = Verdict.ADMIT if desired_qty <= max_qty else Verdict.REDUCE
         return Decision(intent.intent_id, verdict, max_qty=max_qty)
 
