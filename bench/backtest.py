@@ -40,14 +40,9 @@ from backtesting.lib import crossover
 
 from core.instrument import Instrument
 from core.series import BarSeries
-from execution.simulator import SimulatedExchange, SimulatorConfig
 from market.grid import MarketGrid, build_grid
-from trader.backtest import BacktestConfig, load_data, run_backtest
-from trader.baseline import EmaCross
-from trader.gate import ExchangeRulesGate
-from trader.loop import BacktestLoop
+from trader.backtest import BacktestConfig, build_loop, load_data, run_backtest
 from trader.result import BacktestResult
-from trader.sizing import FixedNotionalSizer
 from trader.trades import build_trades
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,28 +91,10 @@ def config() -> tuple[BacktestConfig, dict[str, object]]:
 
 def run_loop(grid: MarketGrid, instruments: dict[str, Instrument], cfg: BacktestConfig) -> int:
     """The loop of `run_backtest` alone, on a grid already built; returns the fill count."""
-    exchange = SimulatedExchange(
-        grid,
-        instruments,
-        SimulatorConfig(
-            initial_balance=cfg.initial_balance,
-            maker_fee=cfg.maker_fee,
-            taker_fee=cfg.taker_fee,
-            default_leverage=cfg.leverage,
-            default_margin_mode=cfg.margin_mode,
-        ),
-    )
-    loop = BacktestLoop(
-        grid,
-        instruments,
-        EmaCross(fast=cfg.fast, slow=cfg.slow, notional=cfg.notional),
-        ExchangeRulesGate(instruments),
-        FixedNotionalSizer(cfg.notional),
-        exchange,
-    )
+    loop = build_loop(cfg, grid, instruments)
     loop.run()
     loop.equity_curve()
-    return len(exchange.fills)
+    return len(loop.exchange.fills)
 
 
 def ema_indicator(close: np.ndarray, span: int, warmup: int) -> np.ndarray:

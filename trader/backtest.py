@@ -21,7 +21,7 @@ from core.positions import MarginMode
 from core.series import MarketData
 from core.time import parse_date_ms
 from execution.simulator import SimulatedExchange, SimulatorConfig
-from market.grid import build_grid
+from market.grid import MarketGrid, build_grid
 from market.instruments import instrument_for
 from market.loaders import load_market_data_with_report
 from market.quality import RepairPolicy
@@ -128,27 +128,8 @@ def run_backtest(config: BacktestConfig, progress: ProgressFactory | None = None
     if any(series.ts.size == 0 for series in market.bars.values()):
         empty = [symbol for symbol, series in market.bars.items() if series.ts.size == 0]
         raise ConfigError(f"no bars between {config.start} and {config.end} for {', '.join(empty)}")
-    exchange = SimulatedExchange(
-        grid,
-        instruments,
-        SimulatorConfig(
-            initial_balance=config.initial_balance,
-            maker_fee=config.maker_fee,
-            taker_fee=config.taker_fee,
-            latency_ms=config.latency_ms,
-            slippage_bps=config.slippage_bps,
-            default_leverage=config.leverage,
-            default_margin_mode=config.margin_mode,
-        ),
-    )
-    loop = BacktestLoop(
-        grid,
-        instruments,
-        EmaCross(fast=config.fast, slow=config.slow, notional=config.notional),
-        ExchangeRulesGate(instruments),
-        FixedNotionalSizer(config.notional),
-        exchange,
-    )
+    loop = build_loop(config, grid, instruments)
+    exchange = loop.exchange
     started = datetime.now(UTC)
     record = loop.run(progress(grid.length) if progress else None)
     curve = loop.equity_curve()
@@ -179,6 +160,31 @@ def run_backtest(config: BacktestConfig, progress: ProgressFactory | None = None
         funding=list(exchange.funding_payments),
         decisions=record.decisions,
         insurance_fund_cover=exchange.insurance_fund_cover,
+    )
+
+
+def build_loop(config: BacktestConfig, grid: MarketGrid, instruments: dict[str, Instrument]) -> BacktestLoop:
+    """The baseline strategy, exchange-rules gate and fixed-notional sizing over a fresh simulated exchange."""
+    exchange = SimulatedExchange(
+        grid,
+        instruments,
+        SimulatorConfig(
+            initial_balance=config.initial_balance,
+            maker_fee=config.maker_fee,
+            taker_fee=config.taker_fee,
+            latency_ms=config.latency_ms,
+            slippage_bps=config.slippage_bps,
+            default_leverage=config.leverage,
+            default_margin_mode=config.margin_mode,
+        ),
+    )
+    return BacktestLoop(
+        grid,
+        instruments,
+        EmaCross(fast=config.fast, slow=config.slow, notional=config.notional),
+        ExchangeRulesGate(instruments),
+        FixedNotionalSizer(config.notional),
+        exchange,
     )
 
 
