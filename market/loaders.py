@@ -34,6 +34,7 @@ from core.series import BarSeries, FloatArray, FundingSeries, IntArray, MarketDa
 from core.time import MINUTE_MS, iso, timeframe_ms
 from market.quality import (
     BAR_COLUMNS,
+    IssueKind,
     QualityIssue,
     RepairPolicy,
     check_bars,
@@ -505,3 +506,23 @@ def _require_columns(path: Path, present: Iterable[object], needed: Iterable[str
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text or type(error).__name__
+
+
+def check_path(path: Path) -> dict[str, list[QualityIssue]]:
+    """Check every recognised market data file in a directory (recursively) or one file:
+    file path → its issues (empty when clean). Unreadable files yield one `unreadable` issue."""
+    results: dict[str, list[QualityIssue]] = {}
+    for market_file in recognised_files(Path(path)):
+        key = str(market_file.path)
+        try:
+            frame = read_market_file(market_file)
+        except UnreadableFileError as error:
+            results[key] = [QualityIssue(IssueKind.UNREADABLE, key, None, None, error.problem)]
+            continue
+        if market_file.kind is FileKind.BARS:
+            results[key] = check_bars(frame, key, timeframe_ms=market_file.timeframe_ms)
+        elif market_file.kind is FileKind.FUNDING:
+            results[key] = check_observations(frame, "rate", positive=False)
+        else:
+            results[key] = check_observations(frame, "price", positive=True)
+    return results

@@ -221,29 +221,6 @@ def repair_observations(frame: pd.DataFrame, column: str, *, positive: bool) -> 
     return kept, repairs
 
 
-def check_path(path: Path) -> dict[str, list[QualityIssue]]:
-    """Check every recognised market data file in a directory (recursively) or one file:
-    file path → its issues (empty when clean). Unreadable files yield one `unreadable` issue."""
-    # market.loaders imports the checks above, so it is imported here, at call time.
-    from market.loaders import FileKind, UnreadableFileError, read_market_file, recognised_files
-
-    results: dict[str, list[QualityIssue]] = {}
-    for market_file in recognised_files(Path(path)):
-        key = str(market_file.path)
-        try:
-            frame = read_market_file(market_file)
-        except UnreadableFileError as error:
-            results[key] = [QualityIssue(IssueKind.UNREADABLE, key, None, None, error.problem)]
-            continue
-        if market_file.kind is FileKind.BARS:
-            results[key] = check_bars(frame, key, timeframe_ms=market_file.timeframe_ms)
-        elif market_file.kind is FileKind.FUNDING:
-            results[key] = check_observations(frame, "rate", positive=False)
-        else:
-            results[key] = check_observations(frame, "price", positive=True)
-    return results
-
-
 def _with_provenance(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     if "source" not in frame.columns:

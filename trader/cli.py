@@ -88,7 +88,7 @@ def backtest(
 @data_app.command("check")
 def data_check(path: Annotated[Path, typer.Argument(help="Directory or file of market data.")]) -> None:
     """Report gaps, NaNs, bad prices, duplicates and out-of-order rows, per file."""
-    from market.quality import check_path
+    from market.loaders import check_path
 
     if not path.exists():
         raise CryptoScalpError(f"{path}: no such file or directory")

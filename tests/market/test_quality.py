@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 from core.errors import DataQualityError
 from core.series import BarSeries
 from core.time import MINUTE_MS, parse_date_ms
-from market.loaders import load_market_data, load_market_data_with_report
+from market.loaders import check_path, load_market_data, load_market_data_with_report
 from market.quality import (
     IssueKind,
     RepairPolicy,
     bar_frame,
     check_bars,
     check_observations,
-    check_path,
     repair_bars,
     repair_observations,
 )
