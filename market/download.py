@@ -47,6 +47,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.errors import ConfigError, DataError, DownloadError, UnknownSymbolError
 from core.time import DAY_MS, HOUR_MS, iso, timeframe_ms
+from market.exchange_rules import rules_from_ccxt_market, save_rules
 from market.symbols import file_stem
 
 SUPPORTED_EXCHANGES = ("binanceusdm", "okx", "bybit")
@@ -150,6 +151,9 @@ def download(
     end = end_ms if end_ms is not None else int(client.milliseconds())
     start = end - days * DAY_MS
     out_dir.mkdir(parents=True, exist_ok=True)
+    save_rules(
+        out_dir, {symbol: rules_from_ccxt_market(client.market(symbol), f"{exchange_id} markets") for symbol in symbols}
+    )
     downloaded: list[DownloadedFile] = []
     with _progress_bar(show_progress) as progress:
         for symbol in symbols:

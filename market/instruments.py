@@ -137,7 +137,8 @@ def instrument_for(
     if rules is None:
         raise UnknownSymbolError(
             f"no trading rules for {ccxt_symbol}: known symbols are {', '.join(KNOWN_SYMBOLS)}; "
-            "for another symbol build one with generic_alt_instrument(symbol, tick_size, step_size)"
+            "data fetched with `cryptoscalp download` carries the exchange's rules in instruments.json; "
+            "in code, build one with generic_alt_instrument(symbol, tick_size, step_size)"
         )
     return _instrument(
         ccxt_symbol,

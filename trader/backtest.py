@@ -21,8 +21,8 @@ from core.positions import MarginMode
 from core.series import MarketData
 from core.time import parse_date_ms
 from execution.simulator import SimulatedExchange, SimulatorConfig
+from market.exchange_rules import instrument_with_saved_rules, load_rules
 from market.grid import MarketGrid, build_grid
-from market.instruments import instrument_for
 from market.loaders import load_market_data_with_report
 from market.quality import RepairPolicy
 from market.symbols import to_ccxt_symbol
@@ -118,7 +118,8 @@ def load_data(config: BacktestConfig) -> tuple[MarketData, dict[str, Instrument]
         end_ms=config.end_ms,
         repair=config.on_gap,
     )
-    instruments = {symbol: instrument_for(symbol) for symbol in loaded.data.bars}
+    saved = load_rules(config.data if config.data.is_dir() else config.data.parent)
+    instruments = {symbol: instrument_with_saved_rules(symbol, saved) for symbol in loaded.data.bars}
     return loaded.data, instruments, loaded.repairs
 
 

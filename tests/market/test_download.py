@@ -24,6 +24,7 @@ import pytest
 from core.errors import DownloadError, UnknownSymbolError
 from core.time import DAY_MS, HOUR_MS, MINUTE_MS, parse_date_ms
 from market.download import _combine_candles, download
+from market.exchange_rules import SavedRules, load_rules
 
 PAIR = "BTC/USDT:USDT"
 END_MS = parse_date_ms("2025-06-24T10:32:30+00:00")  # mid-minute, like a real "now"
@@ -54,7 +55,11 @@ EXCHANGE_INFO = {
             "quantityPrecision": 3,
             "baseAssetPrecision": 8,
             "quotePrecision": 8,
-            "filters": [],
+            "filters": [
+                {"filterType": "PRICE_FILTER", "tickSize": "0.10", "minPrice": "556.80", "maxPrice": "4529764"},
+                {"filterType": "LOT_SIZE", "stepSize": "0.001", "minQty": "0.001", "maxQty": "1000"},
+                {"filterType": "MIN_NOTIONAL", "notional": "100"},
+            ],
         }
     ],
 }
@@ -315,7 +320,8 @@ def test_an_exchange_error_keeps_the_rows_fetched_so_far_in_a_valid_file(
     frame = pd.read_feather(tmp_path / "BTC_USDT_USDT-1m-futures.feather")
     assert len(frame) == 2000  # two pages of 1000
     assert frame["date"].is_monotonic_increasing and frame["date"].is_unique
-    assert [path.name for path in tmp_path.iterdir()] == ["BTC_USDT_USDT-1m-futures.feather"]  # no temp file
+    # no temp file: only the candles and the trading rules saved before the first request
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["BTC_USDT_USDT-1m-futures.feather", "instruments.json"]
 
 
 def test_a_download_interrupted_by_an_exchange_error_completes_on_the_next_run(
@@ -367,3 +373,12 @@ def test_two_4h_mark_candles_make_one_8h_candle_and_a_lone_half_is_dropped() -> 
 
     # open of the first half, max(12, 15) high, min(9, 8) low, close of the second half
     assert combined == [(0, 10.0, 15.0, 8.0, 14.0, 0.0)]
+
+
+def test_download_saves_the_exchanges_trading_rules_beside_the_data(exchange: ccxt.Exchange, tmp_path: Path) -> None:
+    fetch(exchange, tmp_path)
+
+    saved = load_rules(tmp_path)
+
+    # the stand-in's exchangeInfo filters: PRICE_FILTER tickSize 0.10, LOT_SIZE stepSize 0.001, MIN_NOTIONAL 100
+    assert saved["BTC/USDT:USDT"] == SavedRules(0.1, 0.001, 100.0, "binanceusdm markets")
