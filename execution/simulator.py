@@ -279,9 +279,6 @@ class SimulatedExchange:
     def unrealized_pnl(self) -> float:
         return sum(q * (m - e) for q, m, e in zip(self.quantity, self.mark, self.entry_price, strict=True) if q)
 
-    def equity(self) -> float:
-        return self.wallet + self.unrealized_pnl()
-
     def available_balance(self) -> float:
         """Cross wallet + cross unrealised P&L - cross initial margin - isolated margins."""
         available = self.wallet
@@ -367,8 +364,10 @@ class SimulatedExchange:
         A cross position sharing the wallet with others has none (`first_cross_trigger_row`
         covers it); the answer changes only with symbol i's orders or the open positions.
         """
-        if self._working[i]:
-            return True
+        return bool(self._working[i]) or self._has_own_liquidation_level(i)
+
+    def _has_own_liquidation_level(self, i: int) -> bool:
+        """An open position whose liquidation is a price level of its own (isolated, or the only cross one)."""
         if not self.quantity[i]:
             return False
         return self.margin_mode[i] is MarginMode.ISOLATED or len(self.cross_position_indices()) < 2
@@ -383,12 +382,11 @@ class SimulatedExchange:
             return stop
         quantity = self.quantity[i]
         working = self._working[i]
-        single_cross_book = self.margin_mode[i] is MarginMode.ISOLATED or len(self.cross_position_indices()) < 2
         below: list[float] = []  # trigger when low <= level
         above: list[float] = []  # trigger when high >= level
         strictly_below: list[float] = []  # resting buy limit: low < level
         strictly_above: list[float] = []  # resting sell limit: high > level
-        if quantity and single_cross_book:
+        if self._has_own_liquidation_level(i):
             liquidation = self._liquidation_of(i)
             if liquidation == liquidation:
                 (below if quantity > 0 else above).append(liquidation)
@@ -423,9 +421,6 @@ class SimulatedExchange:
         while row < length and opens[row] != opens[row]:
             row += 1
         return row
-
-    def _cross_position_count(self) -> int:
-        return len(self.cross_position_indices())
 
     def cross_position_indices(self) -> list[int]:
         if self._cross_indices_generation != self._position_generation:

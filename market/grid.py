@@ -52,14 +52,6 @@ class MarketGrid:
     def length(self) -> int:
         return int(self.ts.shape[0])
 
-    def next_present(self, symbol_index: int, start: int) -> int:
-        """First row >= start where the symbol has a bar, or `length` when none."""
-        present = self.present[symbol_index, start:]
-        if present.size == 0:
-            return self.length
-        offset = int(np.argmax(present))
-        return start + offset if present[offset] else self.length
-
 
 def build_grid(market: MarketData) -> MarketGrid:
     if not market.bars:

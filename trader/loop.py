@@ -26,7 +26,7 @@ import numpy as np
 from core.decision import Decision, ReasonCode, Verdict
 from core.instrument import Instrument
 from core.intent import Intent
-from core.orders import Order, OrderRequest, OrderStatus
+from core.orders import OrderRequest, OrderStatus
 from core.series import FloatArray
 from execution.simulator import SimulatedExchange
 from market.grid import MarketGrid
@@ -39,10 +39,9 @@ ProgressCallback = Callable[[int], None]
 
 @dataclass(slots=True)
 class LoopRecord:
-    """What the loop saw and did: decisions, orders it sent, and state at every event row."""
+    """What the loop saw and did: decisions, and state at every event row (orders live in the venue)."""
 
     decisions: list[tuple[Intent, Decision]] = field(default_factory=list)
-    submitted: list[Order] = field(default_factory=list)
     event_rows: list[int] = field(default_factory=list)
     wallet: list[float] = field(default_factory=list)
     quantity: list[list[float]] = field(default_factory=list)
@@ -196,7 +195,6 @@ class BacktestLoop:
                     decision = Decision(intent.intent_id, Verdict.DENY, (ReasonCode.STEP_SIZE.value,), decision.max_qty)
                 else:
                     order = exchange.submit(_order_request(intent, quantity))
-                    self.record.submitted.append(order)
                     if order.status is OrderStatus.REJECTED:
                         decision = Decision(intent.intent_id, Verdict.DENY, (order.reject_reason,), decision.max_qty)
                     elif intent.reduce_only:
