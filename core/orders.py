@@ -10,10 +10,10 @@ class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
-    sign: int  # +1 buy, -1 sell; a plain attribute because fills and margin checks read it constantly
-
-    def __init__(self, value: str) -> None:
-        self.sign = 1 if value == "buy" else -1
+    @property
+    def sign(self) -> int:
+        """+1 buy, -1 sell."""
+        return 1 if self is Side.BUY else -1
 
     @property
     def opposite(self) -> Side:

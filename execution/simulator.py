@@ -52,6 +52,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from core.decision import ReasonCode
 from core.errors import OrderRejected, UnknownSymbolError
@@ -135,6 +136,8 @@ class _TriggerLevel:
         return start < end and start <= self.price and (self.price < end if self.strict else self.price <= end)
 
 
+# tests observe fills and liquidations from an interpreted subclass
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SimulatedExchange:
     """Implements `execution.venue.Venue` over a `MarketGrid`, driven row by row by the loop."""
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from core.compiled import stale_compiled_modules, stale_message
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm"
 
 
@@ -13,3 +15,9 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "BTC_USDT_USDT-1m-futures.feather").exists():
         pytest.skip(f"real data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = stale_compiled_modules()
+    if stale:
+        pytest.exit(stale_message(stale), returncode=2)

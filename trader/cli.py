@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from core.compiled import stale_compiled_modules, stale_message
 from core.errors import CryptoScalpError
 from core.positions import MarginMode
 from market.quality import RepairPolicy
@@ -194,6 +195,10 @@ def _expand_multi_value_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    stale = stale_compiled_modules()
+    if stale:
+        error_console.print(f"[red]error:[/red] {stale_message(stale)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     argv = _expand_multi_value_options(sys.argv[1:])
     try:
         # standalone: typer reports usage errors itself (one message, exit code 2)
