@@ -1,7 +1,9 @@
 """Throughput of the backtest against backtesting.py, same data and same strategy; prints JSON.
 
 Both engines run the baseline EMA 9/21 cross, stop-and-reverse, about 1000 USDT per
-position, taker commission 0.0005, filled at the open after the deciding close. Ours
+position, taker commission 0.0005, filled at the open after the deciding close (ours
+reverses with one order, as Binance's one-way mode does; backtesting.py closes and
+opens: fees and P&L are the same). Ours
 runs all symbols through one event-driven loop with funding, cross margin and
 liquidation checks; backtesting.py is single-asset, so it gets one `Backtest` per
 symbol, and models no funding, margin or liquidation.

@@ -22,6 +22,9 @@ class Intent:
     stop_loss: float | None = None
     take_profit: float | None = None
     reduce_only: bool = False
+    # stop-and-reverse: the same order first closes an opposite position, so one order
+    # flips it (as in Binance's one-way mode); quantity / notional size the new position
+    reverse: bool = False
     model_id: str = ""
     model_version: str = ""
     confidence: float | None = None
@@ -47,6 +50,7 @@ class Intent:
                 self.stop_loss,
                 self.take_profit,
                 self.reduce_only,
+                self.reverse,
                 self.model_id,
                 self.model_version,
                 self.confidence,

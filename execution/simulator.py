@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,17 +170,17 @@ class SimulatedExchange:
         self._cross_safe = False
         self._cross_terms: dict[int, float] = {}
         self._cross_backing = 0.0
-        # Python lists: scalar reads from them cost a fraction of numpy item access
-        self._open = grid.open.tolist()
-        self._high = grid.high.tolist()
-        self._low = grid.low.tolist()
-        self._close = grid.close.tolist()
-        self._close_by_row = grid.close_ffill.T.tolist()
-        self._ts = grid.ts.tolist()
+        lists = grid.lists()
+        self._open = lists.open
+        self._high = lists.high
+        self._low = lists.low
+        self._close = lists.close
+        self._close_by_row = lists.close_by_row
+        self._ts = lists.ts
         self._funding_rows = [schedule.grid_index.tolist() for schedule in grid.funding]
         self._brackets = [_BracketTable.of(instrument) for instrument in self.instruments]
-        self._history_low = [float(np.nanmin(row)) if np.isfinite(row).any() else 0.0 for row in grid.low]
-        self._history_high = [float(np.nanmax(row)) if np.isfinite(row).any() else 0.0 for row in grid.high]
+        self._history_low = lists.lowest
+        self._history_high = lists.highest
         self.wallet = config.initial_balance
         self.realized_pnl = 0.0
         self.fees_paid = 0.0
@@ -253,7 +254,7 @@ class SimulatedExchange:
                     leverage=self.leverage[i],
                     margin_mode=self.margin_mode[i],
                     isolated_margin=self.isolated_margin[i],
-                    liquidation_price=None if np.isnan(liquidation) else liquidation,
+                    liquidation_price=None if math.isnan(liquidation) else liquidation,
                     unrealized_pnl=quantity * (mark - self.entry_price[i]),
                     maintenance_margin=self.instruments[i].maintenance_margin(notional),
                 )
@@ -329,9 +330,10 @@ class SimulatedExchange:
         self._check_liquidation_at(i, self.mark[i], open_)
         self._walk_gap(i, open_)
         self._activate_orders(i, row, open_)
-        path = (open_, low, high, close) if close >= open_ else (open_, high, low, close)
-        for start, end in itertools.pairwise(path):
-            self._walk_segment(i, start, end)
+        first, second = (low, high) if close >= open_ else (high, low)  # the path: open → first → second → close
+        self._walk_segment(i, open_, first)
+        self._walk_segment(i, first, second)
+        self._walk_segment(i, second, close)
         self.mark[i] = close
         # the mark moved along the bar without bumping the generation; other cross
         # positions' liquidation prices depend on it, so their cached values are stale
@@ -341,12 +343,12 @@ class SimulatedExchange:
         """Before a row runs: every mark is the last close before it, so cross margin sees current prices."""
         if row > 0:
             self._set_marks(self._close_by_row[row - 1])
-        self.now_ts = int(self.grid.ts[row])
+        self.now_ts = self._ts[row]
 
     def end_of_row(self, row: int) -> None:
         """After the row ran: all marks are the row's closes and the clock is at its close."""
         self._set_marks(self._close_by_row[row])
-        self.now_ts = int(self.grid.ts[row]) + self.grid.bar_ms
+        self.now_ts = self._ts[row] + self.grid.bar_ms
 
     def _set_marks(self, closes: list[float]) -> None:
         marks = self.mark
@@ -408,9 +410,14 @@ class SimulatedExchange:
         strict_low = max(strictly_below) if strictly_below else float("-inf")
         strict_high = min(strictly_above) if strictly_above else float("inf")
         if stop - start > _SCAN_WITH_NUMPY_FROM:
-            low = self.grid.low[i, start:stop]
-            high = self.grid.high[i, start:stop]
-            hits = (low <= low_level) | (high >= high_level) | (low < strict_low) | (high > strict_high)
+            span_low = self.grid.low[i, start:stop]
+            span_high = self.grid.high[i, start:stop]
+            hits = (
+                (span_low <= low_level)
+                | (span_high >= high_level)
+                | (span_low < strict_low)
+                | (span_high > strict_high)
+            )
             return start + int(np.argmax(hits)) if hits.any() else stop
         lows, highs = self._low[i], self._high[i]
         for row in range(start, stop):
@@ -466,11 +473,11 @@ class SimulatedExchange:
             if start == 0:
                 previous_close = np.concatenate([self.grid.close_ffill[i, :1], previous_close])
             if quantity > 0:
-                adverse = np.fmin(self.grid.low[i, start:stop], previous_close)
+                adverse_path = np.fmin(self.grid.low[i, start:stop], previous_close)
             else:
-                adverse = np.fmax(self.grid.high[i, start:stop], previous_close)
-            equity += quantity * (adverse - self.entry_price[i])
-            maintenance += self._brackets[i].maintenance_margin(np.abs(quantity) * adverse)
+                adverse_path = np.fmax(self.grid.high[i, start:stop], previous_close)
+            equity += quantity * (adverse_path - self.entry_price[i])
+            maintenance += self._brackets[i].maintenance_margin(np.abs(quantity) * adverse_path)
         hits = equity <= maintenance
         return start + int(np.argmax(hits)) if hits.any() else stop
 
@@ -541,7 +548,7 @@ class SimulatedExchange:
                     f"{request.symbol}: price {price} is not a positive multiple of tick {instrument.tick_size}",
                 )
         reference = request.price or request.stop_price or self.mark[i]
-        if np.isnan(reference):
+        if math.isnan(reference):
             raise OrderRejected(ReasonCode.NO_PRICE, f"{request.symbol}: no price yet to value the order")
         if request.reduce_only:
             if self.quantity[i] * request.side.sign >= 0:
@@ -564,7 +571,7 @@ class SimulatedExchange:
             quantity = self.quantity[i]
             if quantity != 0.0:
                 mark = float(schedule.mark_price[pointer])
-                if np.isnan(mark):
+                if math.isnan(mark):
                     mark = open_
                 rate = float(schedule.rate[pointer])
                 amount = quantity * mark * rate
@@ -582,7 +589,7 @@ class SimulatedExchange:
     def _walk_gap(self, i: int, open_: float) -> None:
         """Triggers crossed between the previous mark and this open: stops and liquidations at the open."""
         previous = self.mark[i]
-        if np.isnan(previous) or previous == open_:
+        if math.isnan(previous) or previous == open_:
             self.mark[i] = open_
             self._check_liquidation_at(i, open_, open_)
             return
@@ -807,7 +814,7 @@ class SimulatedExchange:
         if not quantity:
             return
         liquidation = self._liquidation_of(i)
-        if np.isnan(liquidation):
+        if math.isnan(liquidation):
             return
         if (quantity > 0 and price <= liquidation) or (quantity < 0 and price >= liquidation):
             self._liquidate(i, fill_price)

@@ -8,7 +8,7 @@ close forward for valuing open positions across such gaps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,21 @@ class FundingSchedule:
 
 
 @dataclass(frozen=True, slots=True)
+class GridLists:
+    """The grid's prices as Python lists: the simulator reads single values, and a list
+    item costs a fraction of a numpy item read. Built once per grid and shared by runs."""
+
+    open: list[list[float]]  # [symbol][row]
+    high: list[list[float]]
+    low: list[list[float]]
+    close: list[list[float]]
+    close_by_row: list[list[float]]  # [row][symbol], forward-filled
+    ts: list[int]
+    lowest: list[float]  # per symbol, over the whole grid (0 when it has no bar)
+    highest: list[float]
+
+
+@dataclass(frozen=True, slots=True)
 class MarketGrid:
     symbols: tuple[str, ...]
     ts: IntArray  # bar open times, shape (T,)
@@ -47,10 +62,27 @@ class MarketGrid:
     close_ffill: FloatArray
     present: BoolArray
     funding: tuple[FundingSchedule, ...]
+    _lists: list[GridLists] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def length(self) -> int:
         return int(self.ts.shape[0])
+
+    def lists(self) -> GridLists:
+        if not self._lists:
+            self._lists.append(
+                GridLists(
+                    open=self.open.tolist(),
+                    high=self.high.tolist(),
+                    low=self.low.tolist(),
+                    close=self.close.tolist(),
+                    close_by_row=self.close_ffill.T.tolist(),
+                    ts=self.ts.tolist(),
+                    lowest=[float(np.nanmin(row)) if np.isfinite(row).any() else 0.0 for row in self.low],
+                    highest=[float(np.nanmax(row)) if np.isfinite(row).any() else 0.0 for row in self.high],
+                )
+            )
+        return self._lists[0]
 
 
 def build_grid(market: MarketData) -> MarketGrid:

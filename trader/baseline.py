@@ -100,30 +100,17 @@ class EmaCross:
             ("ema_fast", float(self.fast_ema[symbol_index][row])),
             ("ema_slow", float(self.slow_ema[symbol_index][row])),
         )
-        intents = []
-        if position:
-            intents.append(
-                Intent(
-                    ts=context.decision_ts,
-                    symbol=symbol,
-                    side=side,
-                    strategy_id=self.strategy_id,
-                    quantity=abs(position),
-                    reduce_only=True,
-                    rationale=rationale,
-                )
-            )
-        intents.append(
-            Intent(
-                ts=context.decision_ts,
-                symbol=symbol,
-                side=side,
-                strategy_id=self.strategy_id,
-                notional=self.notional,
-                rationale=rationale,
-            )
+        # one order closes the opposite position and opens the new one
+        intent = Intent(
+            ts=context.decision_ts,
+            symbol=symbol,
+            side=side,
+            strategy_id=self.strategy_id,
+            notional=self.notional,
+            reverse=True,
+            rationale=rationale,
         )
-        return intents
+        return [intent]
 
 
 def _carry_last_side(signal: FloatArray) -> FloatArray:

@@ -51,16 +51,33 @@ class ExchangeRulesGate:
         leverage = intent.leverage or context.leverage
         if leverage > instrument.max_leverage:
             return _deny(intent, ReasonCode.MAX_LEVERAGE, leverage=leverage, max_leverage=instrument.max_leverage)
+        closing_qty = reversed_qty(intent, context.position_qty)
+        # closing the opposite position first frees its initial margin for the new one
+        available = context.available_balance + closing_qty * price / context.leverage
         desired_qty = intent.quantity if intent.quantity is not None else (intent.notional or 0.0) / price
         if desired_qty * price < instrument.min_notional:
-            return _deny(intent, ReasonCode.MIN_NOTIONAL, notional=desired_qty * price, minimum=instrument.min_notional)
+            detail: dict[str, float | str] = {"notional": desired_qty * price, "minimum": instrument.min_notional}
+            return _close_only(intent, closing_qty, ReasonCode.MIN_NOTIONAL, detail)
         # initial margin plus the taker fee must fit in the available balance
-        affordable_qty = context.available_balance / (price * (1.0 / leverage + context.taker_fee))
+        affordable_qty = available / (price * (1.0 / leverage + context.taker_fee))
         max_qty = instrument.round_qty_down(max(affordable_qty, 0.0))
         if max_qty * price < instrument.min_notional:
-            return _deny(intent, ReasonCode.INSUFFICIENT_MARGIN, available=context.available_balance, max_qty=max_qty)
+            detail = {"available": available, "max_qty": max_qty}
+            return _close_only(intent, closing_qty, ReasonCode.INSUFFICIENT_MARGIN, detail)
         verdict = Verdict.ADMIT if desired_qty <= max_qty else Verdict.REDUCE
-        return Decision(intent.intent_id, verdict, max_qty=max_qty)
+        return Decision(intent.intent_id, verdict, max_qty=closing_qty + max_qty)
+
+
+def reversed_qty(intent: Intent, position_qty: float) -> float:
+    """What a reversing intent closes before it opens: the opposite position, else nothing."""
+    return abs(position_qty) if intent.reverse and position_qty * intent.side.sign < 0 else 0.0
+
+
+def _close_only(intent: Intent, closing_qty: float, reason: ReasonCode, detail: dict[str, float | str]) -> Decision:
+    """The new position is refused; a reversing intent may still close the opposite one."""
+    if closing_qty:
+        return Decision(intent.intent_id, Verdict.REDUCE, (reason.value,), max_qty=closing_qty, detail=detail)
+    return Decision(intent.intent_id, Verdict.DENY, (reason.value,), detail=detail)
 
 
 def _deny(intent: Intent, reason: ReasonCode, **detail: float | str) -> Decision:

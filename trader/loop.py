@@ -190,7 +190,8 @@ class BacktestLoop:
             )
             decision = self.gate.check(intent, context)
             if decision.verdict is not Verdict.DENY:
-                quantity = self.sizer.size(intent, decision, intent.limit_price or mark, instrument)
+                position = exchange.quantity[i]
+                quantity = self.sizer.size(intent, decision, intent.limit_price or mark, instrument, position)
                 if quantity <= 0:
                     decision = Decision(intent.intent_id, Verdict.DENY, (ReasonCode.STEP_SIZE.value,), decision.max_qty)
                 else:

@@ -70,7 +70,7 @@ def _recursive_ema(closes: np.ndarray, span: int) -> np.ndarray:
 
 
 def _reference_symbol(data: Path, base: str, start_ms: int, end_ms: int) -> ReferenceLedger:
-    """One symbol's ledger from the rules: cross at a close → trade at the next open."""
+    """One symbol's ledger from the rules: cross at a close → one reversing order at the next open."""
     bars = pd.read_feather(data / f"{base}_USDT_USDT-1m-futures.feather")
     ts = _epoch_ms(bars["date"])
     keep = (ts >= start_ms) & (ts < end_ms)
@@ -93,13 +93,11 @@ def _reference_symbol(data: Path, base: str, start_ms: int, end_ms: int) -> Refe
         if n + 1 >= ts.size:
             break  # a cross on the last bar has no next open to trade at
         price, direction = float(opens[n + 1]), int(side[n])
-        if position:
-            fills.append(ReferenceFill(int(ts[n + 1]), base, direction, abs(position), price))
-            realised += position * (price - entry)
-            fees += TAKER_FEE * abs(position) * price
         quantity = math.floor(NOTIONAL / float(closes[n]) / step) * step
-        fills.append(ReferenceFill(int(ts[n + 1]), base, direction, quantity, price))
-        fees += TAKER_FEE * quantity * price
+        # one order closes the old position and opens the new one
+        fills.append(ReferenceFill(int(ts[n + 1]), base, direction, abs(position) + quantity, price))
+        realised += position * (price - entry)
+        fees += TAKER_FEE * (abs(position) + quantity) * price
         position, entry = direction * quantity, price
 
     funding = _reference_funding(data, base, fills, ts, opens, start_ms)
