@@ -174,7 +174,6 @@ class SimulatedExchange:
         self._open = lists.open
         self._high = lists.high
         self._low = lists.low
-        self._close = lists.close
         self._close_by_row = lists.close_by_row
         self._ts = lists.ts
         self._funding_rows = [schedule.grid_index.tolist() for schedule in grid.funding]
@@ -324,7 +323,7 @@ class SimulatedExchange:
             return
         high = self._high[i][row]
         low = self._low[i][row]
-        close = self._close[i][row]
+        close = self._close_by_row[row][i]  # the symbol has a bar here, so its forward-filled close is its own
         self._changed_symbols.add(i)
         self._settle_funding(i, row, open_)
         self._check_liquidation_at(i, self.mark[i], open_)

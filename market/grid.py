@@ -43,7 +43,6 @@ class GridLists:
     open: list[list[float]]  # [symbol][row]
     high: list[list[float]]
     low: list[list[float]]
-    close: list[list[float]]
     close_by_row: list[list[float]]  # [row][symbol], forward-filled
     ts: list[int]
     lowest: list[float]  # per symbol, over the whole grid (0 when it has no bar)
@@ -75,7 +74,6 @@ class MarketGrid:
                     open=self.open.tolist(),
                     high=self.high.tolist(),
                     low=self.low.tolist(),
-                    close=self.close.tolist(),
                     close_by_row=self.close_ffill.T.tolist(),
                     ts=self.ts.tolist(),
                     lowest=[float(np.nanmin(row)) if np.isfinite(row).any() else 0.0 for row in self.low],
