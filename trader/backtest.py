@@ -29,7 +29,7 @@ from market.symbols import to_ccxt_symbol
 from market.synthetic import generate_market, synthetic_instrument
 from trader.baseline import EmaCross
 from trader.gate import ExchangeRulesGate
-from trader.loop import BacktestLoop
+from trader.loop import BacktestLoop, garbage_collection_paused
 from trader.result import BacktestResult, DataFile
 from trader.sizing import FixedNotionalSizer
 
@@ -124,6 +124,12 @@ def load_data(config: BacktestConfig) -> tuple[MarketData, dict[str, Instrument]
 
 
 def run_backtest(config: BacktestConfig, progress: ProgressFactory | None = None) -> BacktestResult:
+    # loading, the loop and the result allocate millions of acyclic objects: no cyclic GC passes over them
+    with garbage_collection_paused():
+        return _run_backtest(config, progress)
+
+
+def _run_backtest(config: BacktestConfig, progress: ProgressFactory | None) -> BacktestResult:
     market, instruments, repairs = load_data(config)
     grid = build_grid(market)
     if any(series.ts.size == 0 for series in market.bars.values()):

@@ -100,7 +100,7 @@ class BacktestLoop:
         self._available_balance: float | None = None
 
     def run(self, progress: ProgressCallback | None = None) -> LoopRecord:
-        with _garbage_collection_paused():
+        with garbage_collection_paused():
             return self._run(progress)
 
     def _run(self, progress: ProgressCallback | None) -> LoopRecord:
@@ -267,7 +267,7 @@ class _Schedule:
 
 
 @contextmanager
-def _garbage_collection_paused() -> Iterator[None]:
+def garbage_collection_paused() -> Iterator[None]:
     """The loop allocates many small acyclic objects (intents, orders, fills); the cyclic
     collector's passes over them took a sixth of the run time and freed nothing. Reference
     counting still frees them; any cycles are collected once the loop ends."""
