@@ -22,10 +22,12 @@ from core.compiled import stale_compiled_modules, stale_message
 from core.errors import CryptoScalpError
 from core.positions import MarginMode
 from market.quality import RepairPolicy
+from reasoning.datalog.cli import datalog_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CryptoScalp: USDT-M perpetual futures scalping.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect market data.")
 app.add_typer(data_app, name="data")
+app.add_typer(datalog_app, name="datalog")
 
 console = Console()
 error_console = Console(stderr=True)
