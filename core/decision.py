@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Verdict(StrEnum):
@@ -29,11 +30,18 @@ class ReasonCode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """A gate's verdict on one intent. The reasoning guard fills the audit fields: the quantity
+    it judged, one JSON-able proof per engine, and the hashes of the context and rule set."""
+
     intent_id: str
     verdict: Verdict
     reasons: tuple[str, ...] = ()
     max_qty: float | None = None
     detail: dict[str, float | str] = field(default_factory=dict)
+    requested_qty: float | None = None
+    proofs: dict[str, Any] = field(default_factory=dict)  # engine name → proof
+    context_hash: str = ""
+    ruleset_hash: str = ""
 
     @property
     def admitted(self) -> bool:

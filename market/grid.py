@@ -61,6 +61,7 @@ class MarketGrid:
     close_ffill: FloatArray
     present: BoolArray
     funding: tuple[FundingSchedule, ...]
+    volume: FloatArray  # base units; NaN where a symbol has no bar
     _lists: list[GridLists] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -94,7 +95,7 @@ def build_grid(market: MarketData) -> MarketGrid:
     if ts.size == 0:
         raise DataError("no bars in the requested period")
     shape = (len(symbols), ts.size)
-    fields = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close")}
+    fields = {name: np.full(shape, np.nan) for name in ("open", "high", "low", "close", "volume")}
     present = np.zeros(shape, dtype=bool)
     for row, symbol in enumerate(symbols):
         series = market.bars[symbol]
@@ -104,6 +105,7 @@ def build_grid(market: MarketData) -> MarketGrid:
         fields["high"][row, columns] = series.high
         fields["low"][row, columns] = series.low
         fields["close"][row, columns] = series.close
+        fields["volume"][row, columns] = series.volume
     return MarketGrid(
         symbols=symbols,
         ts=ts.astype(np.int64),
@@ -115,6 +117,7 @@ def build_grid(market: MarketData) -> MarketGrid:
         close_ffill=_forward_fill(fields["close"]),
         present=present,
         funding=tuple(_funding_schedule(market, symbol, ts) for symbol in symbols),
+        volume=fields["volume"],
     )
 
 
