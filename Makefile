@@ -41,3 +41,4 @@ bench: install
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) bench/backtest.py
 	$(PYTHON) bench/datalog.py
+	$(PYTHON) bench/guard.py

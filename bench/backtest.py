@@ -84,6 +84,9 @@ def config() -> tuple[BacktestConfig, dict[str, object]]:
         "taker_fee": TAKER_FEE,
         "fast": FAST,
         "slow": SLOW,
+        # the accounting loop against backtesting.py: no reasoning guard, no protective stop
+        "guard": False,
+        "stop_atr": None,
     }
     if (REAL_DATA / "BTC_USDT_USDT-1m-futures.feather").exists():
         return BacktestConfig(data=REAL_DATA, **common), {"source": "real", "path": str(REAL_DATA)}

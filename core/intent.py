@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 from core.orders import OrderType, Side
@@ -30,6 +31,17 @@ class Intent:
     confidence: float | None = None
     rationale: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     intent_id: str = field(init=False, default="")
+
+    def reversed_qty(self, position_qty: float) -> float:
+        """What a reversing intent closes before it opens: the opposite position, else nothing."""
+        return abs(position_qty) if self.reverse and position_qty * self.side.sign < 0 else 0.0
+
+    def requested_qty(self, price: float, position_qty: float) -> float:
+        """The order quantity asked for at `price`, the close of a reversal included (0 without a price)."""
+        if not price or math.isnan(price):
+            return 0.0
+        wanted = self.quantity if self.quantity is not None else (self.notional or 0.0) / price
+        return wanted + self.reversed_qty(position_qty)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "intent_id", self._content_hash())

@@ -279,6 +279,11 @@ class SimulatedExchange:
         self.margin_mode[index] = mode
         self._position_generation += 1
 
+    def liquidation_price_of(self, symbol_index: int) -> float | None:
+        """The position's liquidation price at current marks; None when flat or out of reach."""
+        price = self._liquidation_of(symbol_index, reachable_only=False)
+        return None if math.isnan(price) else price
+
     def unrealized_pnl(self) -> float:
         return sum(q * (m - e) for q, m, e in zip(self.quantity, self.mark, self.entry_price, strict=True) if q)
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 
 class GuardState(StrEnum):
@@ -154,3 +156,22 @@ _GROUP_NAMES: dict[type, str] = {
     ModelFacts: "model",
     VenueFacts: "venue",
 }
+
+
+def context_from_dict(record: Mapping[str, Any]) -> DecisionContext:
+    """The inverse of `DecisionContext.as_dict` (a context read back from a run's decision log)."""
+    market = dict(record["market"])
+    market["volatility_regime"] = VolatilityRegime(market["volatility_regime"])
+    market["regime"] = MarketRegime(market["regime"])
+    market["data_quality_flags"] = tuple(market.get("data_quality_flags", ()))
+    return DecisionContext(
+        now_ts=int(record["now_ts"]),
+        guard_state=GuardState(record["guard_state"]),
+        market=MarketFacts(**market),
+        account=AccountFacts(**record["account"]),
+        position=PositionFacts(**record["position"]),
+        portfolio=PortfolioFacts(**record["portfolio"]),
+        model=ModelFacts(**record["model"]),
+        venue=VenueFacts(**record["venue"]),
+        region=str(record.get("region", "")),
+    )

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from core.decision import Decision, Verdict
 from core.intent import Intent
@@ -47,6 +47,15 @@ NO_PROVEN_MAX_QTY = "GUARD.no_proven_max_qty"
 
 # quantities within this fraction of a position count as "no larger than the position"
 _QTY_TOLERANCE = 1e-9
+
+
+@runtime_checkable
+class OrderProver(Protocol):
+    """An engine that can prove one concrete order (the Z3 limits engine)."""
+
+    name: str
+
+    def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult: ...
 
 
 def engine_error(engine: str) -> str:
@@ -167,6 +176,24 @@ class Guard:
             return audit.deny((NO_PROVEN_MAX_QTY,), proofs)
         verdict = Verdict.ADMIT if quantity <= max_qty else Verdict.REDUCE
         return audit.decision(verdict, (), max_qty, proofs)
+
+    def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> tuple[str, ...]:
+        """Prove the sized order against the limits again before it leaves: () when proven,
+        else the reason codes that forbid it. Fails closed like `decide`."""
+        with self._lock:
+            engines = self.engines
+        provers = [engine for engine in engines if isinstance(engine, OrderProver)]
+        if not provers:
+            return (NO_PROVEN_MAX_QTY,)
+        denials: set[str] = set()
+        for prover in provers:
+            try:
+                denials.update(prover.prove_order(intent, context, quantity).denials)
+            except TimeoutError:
+                denials.add(engine_timeout(prover.name))
+            except Exception:  # fail closed: the order does not leave
+                denials.add(engine_error(prover.name))
+        return tuple(sorted(denials))
 
     def _run(
         self, engine: Engine, intent: Intent, context: DecisionContext, quantity: float

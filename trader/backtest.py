@@ -23,12 +23,16 @@ from core.time import parse_date_ms
 from execution.simulator import SimulatedExchange, SimulatorConfig
 from market.exchange_rules import instrument_with_saved_rules, load_rules
 from market.grid import MarketGrid, build_grid
+from market.indicators import compute_indicators
 from market.loaders import load_market_data_with_report
 from market.quality import RepairPolicy
 from market.symbols import to_ccxt_symbol
 from market.synthetic import generate_market, synthetic_instrument
+from reasoning.guard import Guard, GuardConfig
+from reasoning.rules import RULES_DIR, load_ruleset
 from trader.baseline import EmaCross
-from trader.gate import ExchangeRulesGate
+from trader.gate import ExchangeRulesGate, PreTradeGate
+from trader.guard_gate import ContextBuilder, GuardGate
 from trader.loop import BacktestLoop, garbage_collection_paused
 from trader.result import BacktestResult, DataFile
 from trader.sizing import FixedNotionalSizer
@@ -60,6 +64,11 @@ class BacktestConfig(BaseModel):
     notional: float = Field(1_000.0, gt=0)
     fast: int = Field(9, ge=1)
     slow: int = Field(21, ge=2)
+    stop_atr: float | None = Field(3.0, gt=0)  # the baseline's protective stop, in ATR(14); None: no stop
+    # the reasoning guard judges every intent unless `guard` is off (exchange rules only)
+    guard: bool = True
+    rules: Path = RULES_DIR
+    region: str = ""  # the account's jurisdiction (ISO 3166 alpha-2), for the compliance rules
 
     @field_validator("pairs")
     @classmethod
@@ -166,12 +175,14 @@ def _run_backtest(config: BacktestConfig, progress: ProgressFactory | None) -> B
         fills=list(exchange.fills),
         funding=list(exchange.funding_payments),
         decisions=record.decisions,
+        contexts=loop.gate.contexts if isinstance(loop.gate, GuardGate) else {},
         insurance_fund_cover=exchange.insurance_fund_cover,
     )
 
 
 def build_loop(config: BacktestConfig, grid: MarketGrid, instruments: dict[str, Instrument]) -> BacktestLoop:
-    """The baseline strategy, exchange-rules gate and fixed-notional sizing over a fresh simulated exchange."""
+    """The baseline strategy, the guard (or the exchange's rules alone) and fixed-notional sizing
+    over a fresh simulated exchange."""
     exchange = SimulatedExchange(
         grid,
         instruments,
@@ -185,11 +196,19 @@ def build_loop(config: BacktestConfig, grid: MarketGrid, instruments: dict[str, 
             default_margin_mode=config.margin_mode,
         ),
     )
+    exchange_rules = ExchangeRulesGate(instruments)
+    gate: PreTradeGate = exchange_rules
+    if config.guard:
+        ruleset = load_ruleset(config.rules)
+        guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig())
+        indicators = compute_indicators(grid, [instruments[symbol].tick_size for symbol in grid.symbols])
+        builder = ContextBuilder(grid, exchange, indicators, region=config.region)
+        gate = GuardGate(guard, builder, exchange_rules)
     return BacktestLoop(
         grid,
         instruments,
-        EmaCross(fast=config.fast, slow=config.slow, notional=config.notional),
-        ExchangeRulesGate(instruments),
+        EmaCross(fast=config.fast, slow=config.slow, notional=config.notional, stop_atr=config.stop_atr),
+        gate,
         FixedNotionalSizer(config.notional),
         exchange,
     )

@@ -1,4 +1,4 @@
-"""The baseline strategy: EMA 9/21 cross, stop-and-reverse, fixed notional.
+"""The baseline strategy: EMA 9/21 cross, stop-and-reverse, fixed notional, optional ATR stop.
 
 Its job is to prove the loop end to end, not to make money. The EMA is the recursive
 form y[n] = a*x[n] + (1-a)*y[n-1] with a = 2/(span+1), seeded with y[-1] = x[0]; the
@@ -17,6 +17,7 @@ from core.intent import Intent
 from core.orders import Side
 from core.series import FloatArray, IntArray
 from market.grid import MarketGrid
+from market.indicators import average_true_range
 from trader.strategy import StrategyContext
 
 
@@ -54,6 +55,7 @@ class EmaCross:
     fast: int = 9
     slow: int = 21
     notional: float = 1_000.0
+    stop_atr: float | None = None  # protective stop this many ATR(14) from the deciding close; None: no stop
     strategy_id: str = "baseline.ema_cross"
 
     def __post_init__(self) -> None:
@@ -62,10 +64,13 @@ class EmaCross:
         self._wakeups: list[IntArray] = []
         self.fast_ema: list[FloatArray] = []
         self.slow_ema: list[FloatArray] = []
+        self.atr: list[FloatArray] = []
+        self._close: list[FloatArray] = []
 
     def prepare(self, grid: MarketGrid) -> None:
         self._symbols = grid.symbols
         self._signal, self._wakeups, self.fast_ema, self.slow_ema = [], [], [], []
+        self.atr, self._close = [], []
         for i in range(len(grid.symbols)):
             rows = np.flatnonzero(grid.present[i])
             closes = grid.close[i, rows]
@@ -83,6 +88,10 @@ class EmaCross:
             fast_full[rows], slow_full[rows] = fast, slow
             self.fast_ema.append(fast_full)
             self.slow_ema.append(slow_full)
+            atr_full = np.full(grid.length, np.nan)
+            atr_full[rows] = average_true_range(grid.high[i, rows], grid.low[i, rows], closes)
+            self.atr.append(atr_full)
+            self._close.append(grid.close[i])
 
     def wakeup_rows(self, symbol_index: int) -> IntArray | None:
         return self._wakeups[symbol_index]
@@ -96,10 +105,15 @@ class EmaCross:
         position = context.position_qty(symbol)
         if position * side.sign > 0:
             return []  # already on the right side
-        rationale = (
+        rationale: tuple[tuple[str, float], ...] = (
             ("ema_fast", float(self.fast_ema[symbol_index][row])),
             ("ema_slow", float(self.slow_ema[symbol_index][row])),
         )
+        stop_loss = None
+        if self.stop_atr is not None:
+            atr = float(self.atr[symbol_index][row])
+            stop_loss = float(self._close[symbol_index][row]) - side.sign * self.stop_atr * atr
+            rationale += (("atr", atr),)
         # one order closes the opposite position and opens the new one
         intent = Intent(
             ts=context.decision_ts,
@@ -108,6 +122,7 @@ class EmaCross:
             strategy_id=self.strategy_id,
             notional=self.notional,
             reverse=True,
+            stop_loss=stop_loss,
             rationale=rationale,
         )
         return [intent]

@@ -23,11 +23,13 @@ from core.errors import CryptoScalpError
 from core.positions import MarginMode
 from market.quality import RepairPolicy
 from reasoning.datalog.cli import datalog_app
+from trader.rules_cli import rules_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CryptoScalp: USDT-M perpetual futures scalping.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect market data.")
 app.add_typer(data_app, name="data")
 app.add_typer(datalog_app, name="datalog")
+app.add_typer(rules_app, name="rules")
 
 console = Console()
 error_console = Console(stderr=True)
@@ -55,9 +57,16 @@ def backtest(
     maker_fee: Annotated[float, typer.Option(help="Maker fee rate.")] = 0.0002,
     taker_fee: Annotated[float, typer.Option(help="Taker fee rate.")] = 0.0005,
     out: Annotated[Path, typer.Option(help="Directory for run reports.")] = Path("runs"),
+    guard: Annotated[
+        bool, typer.Option(help="Judge intents with the reasoning guard (else exchange rules only).")
+    ] = True,
+    rules: Annotated[Path | None, typer.Option(help="Rule set directory (default: the repository's rules/).")] = None,
+    region: Annotated[str, typer.Option(help="Account jurisdiction (ISO 3166 alpha-2) for compliance rules.")] = "",
+    stop_atr: Annotated[float | None, typer.Option(help="Protective stop distance in ATR(14); 0 for none.")] = 3.0,
 ) -> None:
     """Backtest the baseline EMA 9/21 stop-and-reverse strategy on the simulated USDT-M exchange."""
     from trader.backtest import BacktestConfig, run_backtest
+    from trader.decision_log import decision_summary
     from trader.metrics import compute_metrics
     from trader.report import print_summary, write_report
     from trader.trades import build_trades
@@ -80,12 +89,16 @@ def backtest(
         slippage_bps=slippage_bps,
         maker_fee=maker_fee,
         taker_fee=taker_fee,
+        guard=guard,
+        region=region,
+        stop_atr=stop_atr or None,
+        **({"rules": rules} if rules is not None else {}),
     )
     with _progress("backtest") as progress:
         result = run_backtest(config, progress)
     metrics = compute_metrics(result, build_trades(result.fills, result.funding))
     artifacts = write_report(result, out)
-    print_summary(metrics, console, artifacts.run_dir)
+    print_summary(metrics, console, artifacts.run_dir, decision_summary(result.decisions) if config.guard else None)
 
 
 @data_app.command("check")

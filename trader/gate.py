@@ -26,10 +26,18 @@ class GateContext:
     available_balance: float  # margin free for new risk, after earlier intents of the same decision
     leverage: float
     taker_fee: float
+    symbol_index: int = -1  # where the decision is made: the symbol's index on the grid and the row
+    row: int = -1
 
 
 class PreTradeGate(Protocol):
-    def check(self, intent: Intent, context: GateContext) -> Decision: ...
+    def check(self, intent: Intent, context: GateContext) -> Decision:
+        """Admit, reduce (to `max_qty`) or deny the intent."""
+        ...
+
+    def confirm(self, intent: Intent, context: GateContext, quantity: float, decision: Decision) -> tuple[str, ...]:
+        """Re-check the sized order before it leaves: the reason codes that forbid it, or ()."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,7 @@ class ExchangeRulesGate:
         leverage = intent.leverage or context.leverage
         if leverage > instrument.max_leverage:
             return _deny(intent, ReasonCode.MAX_LEVERAGE, leverage=leverage, max_leverage=instrument.max_leverage)
-        closing_qty = reversed_qty(intent, context.position_qty)
+        closing_qty = intent.reversed_qty(context.position_qty)
         # closing the opposite position first frees its initial margin for the new one
         available = context.available_balance + closing_qty * price / context.leverage
         desired_qty = intent.quantity if intent.quantity is not None else (intent.notional or 0.0) / price
@@ -67,10 +75,19 @@ class ExchangeRulesGate:
         verdict = Verdict.ADMIT if desired_qty <= max_qty else Verdict.REDUCE
         return Decision(intent.intent_id, verdict, max_qty=closing_qty + max_qty)
 
-
-def reversed_qty(intent: Intent, position_qty: float) -> float:
-    """What a reversing intent closes before it opens: the opposite position, else nothing."""
-    return abs(position_qty) if intent.reverse and position_qty * intent.side.sign < 0 else 0.0
+    def confirm(self, intent: Intent, context: GateContext, quantity: float, decision: Decision) -> tuple[str, ...]:
+        instrument = self.instruments[intent.symbol]
+        if decision.max_qty is not None and quantity > decision.max_qty * (1.0 + 1e-9):
+            return (ReasonCode.INVALID_ORDER.value,)
+        if not instrument.is_on_step(quantity):
+            return (ReasonCode.STEP_SIZE.value,)
+        # positions carry float noise (0.4069999999999999): under half a step opens nothing
+        opening_qty = quantity - intent.reversed_qty(context.position_qty)
+        price = intent.limit_price or context.mark_price
+        opens = opening_qty > instrument.step_size / 2
+        if not intent.reduce_only and opens and opening_qty * price < instrument.min_notional:
+            return (ReasonCode.MIN_NOTIONAL.value,)
+        return ()
 
 
 def _close_only(intent: Intent, closing_qty: float, reason: ReasonCode, detail: dict[str, float | str]) -> Decision:

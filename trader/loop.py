@@ -19,14 +19,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from core.decision import Decision, ReasonCode, Verdict
 from core.instrument import Instrument
 from core.intent import Intent
-from core.orders import OrderRequest, OrderStatus
+from core.orders import OrderRequest, OrderStatus, OrderType
 from core.series import FloatArray
 from execution.simulator import SimulatedExchange
 from market.grid import MarketGrid
@@ -98,6 +98,7 @@ class BacktestLoop:
         self._stale = set(range(count))
         self._due: list[int] = []
         self._available_balance: float | None = None
+        self._protective_stop: dict[int, str] = {}  # symbol → working stop-loss order id
 
     def run(self, progress: ProgressCallback | None = None) -> LoopRecord:
         with garbage_collection_paused():
@@ -119,7 +120,7 @@ class BacktestLoop:
             context.decision_ts = exchange.now_ts
             self._available_balance = None
             for i in self._schedule.proposing_at(row):
-                self._decide(self.strategy.on_bar(i, row, context))
+                self._decide(self.strategy.on_bar(i, row, context), row)
             self._snapshot(row)
             if progress is not None:
                 progress(row)
@@ -170,7 +171,7 @@ class BacktestLoop:
         self._due = due
         return stop
 
-    def _decide(self, intents: list[Intent]) -> None:
+    def _decide(self, intents: list[Intent], row: int) -> None:
         exchange = self.exchange
         released_margin = 0.0
         for intent in intents:
@@ -187,20 +188,54 @@ class BacktestLoop:
                 available_balance=self._available_balance + released_margin,
                 leverage=leverage,
                 taker_fee=exchange.config.taker_fee,
+                symbol_index=i,
+                row=row,
             )
             decision = self.gate.check(intent, context)
             if decision.verdict is not Verdict.DENY:
                 position = exchange.quantity[i]
                 quantity = self.sizer.size(intent, decision, intent.limit_price or mark, instrument, position)
-                if quantity <= 0:
-                    decision = Decision(intent.intent_id, Verdict.DENY, (ReasonCode.STEP_SIZE.value,), decision.max_qty)
+                refused = (
+                    (ReasonCode.STEP_SIZE.value,)
+                    if quantity <= 0
+                    else self.gate.confirm(intent, context, quantity, decision)
+                )
+                if refused:
+                    decision = replace(decision, verdict=Verdict.DENY, reasons=decision.reasons + refused)
                 else:
                     order = exchange.submit(_order_request(intent, quantity))
                     if order.status is OrderStatus.REJECTED:
-                        decision = Decision(intent.intent_id, Verdict.DENY, (order.reject_reason,), decision.max_qty)
+                        rejected = (order.reject_reason,)
+                        decision = replace(decision, verdict=Verdict.DENY, reasons=decision.reasons + rejected)
                     elif intent.reduce_only:
                         released_margin += quantity * mark / leverage
+                    elif intent.stop_loss is not None:
+                        self._protect(i, intent, quantity - intent.reversed_qty(position), instrument)
             self.record.decisions.append((intent, decision))
+
+    def _protect(self, i: int, intent: Intent, opening_qty: float, instrument: Instrument) -> None:
+        """Place the admitted intent's stop-loss as a reduce-only stop-market order for the
+        quantity it opens, replacing the symbol's previous protective stop."""
+        exchange = self.exchange
+        previous = self._protective_stop.pop(i, None)
+        if previous is not None:
+            exchange.cancel(previous)
+        if opening_qty <= 0 or intent.stop_loss is None:
+            return
+        stop = exchange.submit(
+            OrderRequest(
+                symbol=intent.symbol,
+                side=intent.side.opposite,
+                order_type=OrderType.STOP_MARKET,
+                quantity=instrument.round_qty_down(opening_qty),
+                stop_price=instrument.round_price(intent.stop_loss),
+                reduce_only=True,
+                client_order_id=f"cs-{intent.intent_id}-stop",
+                intent_id=intent.intent_id,
+            )
+        )
+        if stop.status is not OrderStatus.REJECTED:
+            self._protective_stop[i] = stop.order_id
 
     def _snapshot(self, row: int) -> None:
         record, exchange = self.record, self.exchange

@@ -27,6 +27,7 @@ from core.errors import ConfigError
 from core.orders import Fill, Order
 from core.series import FloatArray, IntArray
 from core.time import iso
+from trader.decision_log import DECISIONS_FILE, decision_summary, write_decisions
 from trader.metrics import Metrics, compute_metrics, drawdown_curve
 from trader.result import BacktestResult, FundingPayment
 from trader.trades import Trade, build_trades
@@ -101,6 +102,7 @@ def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunAr
     _write_parquet(artifacts.orders_parquet, _ORDER_COLUMNS, [_order_row(o) for o in result.orders])
     _write_parquet(artifacts.fills_parquet, _FILL_COLUMNS, [_fill_row(f) for f in result.fills])
     _write_parquet(artifacts.funding_parquet, _FUNDING_COLUMNS, [_funding_row(p) for p in result.funding])
+    write_decisions(run_dir / DECISIONS_FILE, result.decisions, result.contexts)
     artifacts.report_html.write_text(render_html(result, metrics, trades), encoding="utf-8")
     store_run(artifacts.database, result, metrics)
     return artifacts
@@ -120,6 +122,7 @@ def run_record(result: BacktestResult, metrics: Metrics) -> Row:
         "data_files": [{"path": f.path, "sha256": f.sha256} for f in result.data_files],
         "config": _plain_json(result.config, "config"),
         "metrics": metrics,
+        "decisions": decision_summary(result.decisions),
     }
 
 
@@ -306,7 +309,16 @@ def _charts(result: BacktestResult, trades: Sequence[Trade]) -> list[go.Figure]:
         y=list(pnl_by_symbol.values()),
         marker_color=["#2e7d32" if pnl >= 0 else "#c62828" for pnl in pnl_by_symbol.values()],
     )
+    summary = decision_summary(result.decisions)
+    reasons = go.Bar(x=list(summary["by_reason"]), y=list(summary["by_reason"].values()), marker_color="#c62828")
+    verdicts = go.Bar(
+        x=["admitted", "reduced", "denied"],
+        y=[summary["admitted"], summary["reduced"], summary["denied"]],
+        marker_color=["#2e7d32", "#d39e00", "#c62828"],
+    )
     return [
+        _figure([verdicts], "Guard verdicts on the strategy's intents", "intents", over_time=False),
+        _figure([reasons], "Reason codes given (an intent may have several)", "intents", over_time=False),
         _figure([_line(result.ts, result.equity, "equity")], "Equity", "USDT"),
         _figure([_line(result.ts, drawdown, "drawdown")], "Drawdown from peak", "", ".1%"),
         _figure([pnl_bar], "Net P&L per symbol (realised trades, after fees and funding)", "USDT", over_time=False),
@@ -344,6 +356,29 @@ def _metrics_table(metrics: Metrics) -> str:
     return f'<table class="metrics">{"".join(rows)}</table>'
 
 
+def _decisions_table(result: BacktestResult) -> str:
+    """Verdict counts, then how often each layer and reason code was given."""
+    summary = decision_summary(result.decisions)
+    rows = [
+        f"<tr><td>{label}</td><td>{summary[key]}</td></tr>"
+        for label, key in (
+            ("intents", "intents"),
+            ("admitted", "admitted"),
+            ("reduced", "reduced"),
+            ("denied", "denied"),
+        )
+    ]
+    rows += [
+        f"<tr><td>layer {html.escape(layer)}</td><td>{count}</td></tr>" for layer, count in summary["by_layer"].items()
+    ]
+    rows += [
+        f"<tr><td><code>{html.escape(code)}</code></td><td>{count}</td></tr>"
+        for code, count in summary["by_reason"].items()
+    ]
+    hashes = ", ".join(f"<code>{html.escape(h[:16])}</code>" for h in summary["ruleset_hashes"]) or "none (guard off)"
+    return f'<h2>Guard decisions</h2><p>rule sets: {hashes}</p><table class="metrics">{"".join(rows)}</table>'
+
+
 def render_html(result: BacktestResult, metrics: Metrics, trades: Sequence[Trade]) -> str:
     """One self-contained page: plotly.js is inlined with the first chart and reused by the rest."""
     charts = [
@@ -358,7 +393,7 @@ def render_html(result: BacktestResult, metrics: Metrics, trades: Sequence[Trade
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body>{_banner(result)}<h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(facts)}</p>{_metrics_table(metrics)}{''.join(charts)}</body></html>"
+        f"<p>{html.escape(facts)}</p>{_metrics_table(metrics)}{_decisions_table(result)}{''.join(charts)}</body></html>"
     )
 
 
@@ -398,7 +433,9 @@ _SUMMARY: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
-def print_summary(metrics: Metrics, console: Console, run_dir: Path | None = None) -> None:
+def print_summary(
+    metrics: Metrics, console: Console, run_dir: Path | None = None, decisions: dict[str, Any] | None = None
+) -> None:
     synthetic = metrics.get("synthetic") is True
     title = "Backtest summary — SYNTHETIC DATA" if synthetic else "Backtest summary"
     table = Table(title=title, show_header=False, title_style="bold yellow" if synthetic else "bold")
@@ -406,6 +443,12 @@ def print_summary(metrics: Metrics, console: Console, run_dir: Path | None = Non
     table.add_column("value", justify="right")
     for label, key in _SUMMARY:
         table.add_row(label, format_metric(key, metrics.get(key)))
+    if decisions is not None:
+        verdicts = f"{decisions['admitted']} admitted · {decisions['reduced']} reduced · {decisions['denied']} denied"
+        table.add_row("Guard verdicts", verdicts)
+        top = sorted(decisions["by_reason"].items(), key=lambda item: -item[1])[:3]
+        if top:
+            table.add_row("Top reasons", ", ".join(f"{reason} ({count})" for reason, count in top))
     table.add_row("Trades hash", str(metrics.get("trades_hash", ""))[:16])
     table.add_row("Synthetic data", format_metric("synthetic", synthetic))
     if run_dir is not None:

@@ -12,6 +12,7 @@ from core.intent import Intent
 from core.orders import Fill, Order
 from core.positions import FundingPayment
 from core.series import FloatArray, IntArray
+from reasoning.context import DecisionContext
 
 __all__ = ["BacktestResult", "DataFile", "FundingPayment"]
 
@@ -45,6 +46,7 @@ class BacktestResult:
     fills: list[Fill] = field(default_factory=list)
     funding: list[FundingPayment] = field(default_factory=list)
     decisions: list[tuple[Intent, Decision]] = field(default_factory=list)
+    contexts: dict[str, DecisionContext] = field(default_factory=dict)  # intent id → what the guard saw
     insurance_fund_cover: float = 0.0  # losses beyond margin absorbed by the exchange
 
     @property

@@ -12,7 +12,6 @@ from typing import Protocol
 from core.decision import Decision
 from core.instrument import Instrument
 from core.intent import Intent
-from trader.gate import reversed_qty
 
 
 class Sizer(Protocol):
@@ -39,7 +38,7 @@ class FixedNotionalSizer:
             wanted = intent.quantity
         else:
             wanted = (intent.notional if intent.notional is not None else self.notional) / price
-        wanted = reversed_qty(intent, position_qty) + instrument.round_qty_down(wanted)
+        wanted = intent.reversed_qty(position_qty) + instrument.round_qty_down(wanted)
         if decision.max_qty is not None:
             wanted = min(wanted, decision.max_qty)
         return instrument.round_qty_down(wanted)

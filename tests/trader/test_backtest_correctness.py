@@ -146,7 +146,7 @@ def _config(data: Path, **changes: object) -> BacktestConfig:
     values: dict[str, object] = {
         "data": data, "pairs": list(PAIRS), "start": START, "end": END,
         "initial_balance": INITIAL_BALANCE, "leverage": 5.0, "notional": NOTIONAL,
-        "maker_fee": 0.0002, "taker_fee": TAKER_FEE, "latency_ms": 0,
+        "maker_fee": 0.0002, "taker_fee": TAKER_FEE, "latency_ms": 0, "guard": False, "stop_atr": None,
     }  # fmt: skip
     return BacktestConfig.model_validate(values | changes)
 

@@ -94,3 +94,12 @@ def test_sizing_never_exceeds_the_gates_max_qty() -> None:
     # 150 / (50000 * 0.2005) = 0.01496 → 0.014 on step: the 0.02 wanted is reduced
     assert decision.verdict is Verdict.REDUCE
     assert quantity == pytest.approx(0.014, abs=1e-12)
+
+
+def test_closing_a_position_with_float_noise_is_not_mistaken_for_a_tiny_new_one() -> None:
+    # 0.1 + 0.2 - 0.3 style noise: the short is 0.0069999999999999, the close-only order 0.007
+    intent = buy(1_000.0, reverse=True)
+    ctx = context(position_qty=-0.0069999999999999, available=10_000.0)
+    decision = GATE.check(intent, ctx)
+
+    assert GATE.confirm(intent, ctx, 0.007, decision) == ()

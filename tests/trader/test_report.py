@@ -114,7 +114,8 @@ def test_the_html_inlines_plotly_once_and_loads_nothing_from_the_network(tmp_pat
     page = write_report(small_result(), tmp_path).report_html.read_text(encoding="utf-8")
 
     assert "<script src" not in page
-    assert page.count("Plotly.newPlot(") == 4  # equity, drawdown, P&L per symbol, positions
+    # guard verdicts, reason codes, equity, drawdown, P&L per symbol, positions
+    assert page.count("Plotly.newPlot(") == 6
     # plotly.min.js starts with its licence banner; it must appear exactly once
     assert page.count("plotly.js v") == 1
 

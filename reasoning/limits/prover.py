@@ -1,0 +1,329 @@
+"""The Z3 limits engine: proves an order quantity admissible under `limits.toml`, or names what forbids it.
+
+One `z3.Solver` is reused for every decision. Per decision: push; assert the compiled conjunction with the
+decision's numerals substituted for its constants (linear in `qty`); ask with one assumption literal per
+limit; pop. Verdicts (`evaluate`):
+
+- the requested qty is admissible → no denials, `max_qty` = the largest admissible qty;
+- only a smaller qty is → no denials, `max_qty` < qty (the guard turns that into `reduce`), the proof
+  names the binding limits: the unsat core of "qty > max_qty";
+- no qty > 0 is → denials = the unsat core of "qty > 0", as reason codes `<layer>.<name>`.
+
+`max_qty` comes from `bounds.py` and is then confirmed by Z3 twice: "qty = max_qty" is satisfiable and
+"qty > max_qty·(1 + 1e-9)" is not. A timeout, an `unknown`, or Z3 disagreeing with the bound search
+raises `LimitsSolverError`: the guard must deny (fail closed).
+
+Z3 contexts are not thread-safe: an engine serialises its decisions with a lock; use one engine per
+worker thread for parallelism.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import z3
+
+from core.intent import Intent
+from reasoning.context import DecisionContext
+from reasoning.engine import JSON, EngineResult
+from reasoning.limits.bounds import INF, admissible_intervals, holds, intersect
+from reasoning.limits.compiler import CompiledLimit, CompiledRuleSet, compile_ruleset
+from reasoning.limits.errors import LimitsSolverError
+from reasoning.limits.parser import RuleSet, load_ruleset
+from reasoning.limits.vocabulary import decision_constants
+
+# Z3's `timeout` starts a timer thread on every check (≈ 120 µs here, more than the check itself), so the
+# per-check budget is a resource limit instead: deterministic, and exhausting it answers `unknown`, which
+# fails closed. A typical decision's check uses a few thousand units.
+DEFAULT_RLIMIT = 2_000_000
+_EVERYWHERE = [(0.0, INF)]
+_ABOVE_SLACK = 1e-9  # relative: the maximality proof is "nothing above max_qty·(1 + 1e-9) + 1e-12"
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    rlimit: int  # Z3 resource units per check
+    timeout_ms: int | None  # wall-clock cap per check as well (costs a timer thread per check)
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    admissible: bool | None  # at the requested qty; None when not asked
+    max_qty: float | None
+    upper_bound: float | None
+    denials: tuple[str, ...]
+    binding: tuple[str, ...]
+    core_at_qty: tuple[str, ...]
+
+
+class LimitsEngine:
+    """The guard's Z3 engine (name "z3"). `load` validates and compiles a rules file; on a bad file it
+    raises `LimitsFileError` (`file:line:col: message`) and keeps the rule set it had."""
+
+    name = "z3"
+
+    def __init__(
+        self, path: str | Path | None = None, *, rlimit: int = DEFAULT_RLIMIT, timeout_ms: int | None = None
+    ) -> None:
+        self._budget = _Budget(rlimit, timeout_ms)
+        self._lock = threading.Lock()
+        self._state: _SolverState | None = None
+        if path is not None:
+            self.load(path)
+
+    def load(self, path: str | Path, weakened: frozenset[str] = frozenset()) -> RuleSet:
+        """Read, check and compile `path`; only then replace the active rule set. `weakened` is the
+        mutation-testing hook of `compile_ruleset`."""
+        ruleset = load_ruleset(path)
+        self.install(ruleset, weakened)
+        return ruleset
+
+    def install(self, ruleset: RuleSet, weakened: frozenset[str] = frozenset()) -> None:
+        state = _SolverState(compile_ruleset(ruleset, weakened), self._budget)
+        with self._lock:
+            self._state = state
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._active().compiled.ruleset
+
+    @property
+    def ruleset_hash(self) -> str:
+        """SHA-256 of the rules file's bytes."""
+        return self.ruleset.sha256
+
+    def reason_codes(self) -> list[str]:
+        """The reason code of every limit, `<layer>.<name>`."""
+        return sorted(limit.reason_code for limit in self.ruleset.limits)
+
+    def evaluate(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
+        """Judge an order of `quantity` and find the largest admissible quantity."""
+        return self._judge(intent, context, quantity, search_max=True)
+
+    def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
+        """Re-prove a sized order before it leaves: exactly `quantity` must be admissible, else it is denied
+        with the limits it breaks at that quantity. No `max_qty` search."""
+        return self._judge(intent, context, quantity, search_max=False)
+
+    def _active(self) -> _SolverState:
+        if self._state is None:
+            raise LimitsSolverError("limits engine: no rule set loaded")
+        return self._state
+
+    def _judge(self, intent: Intent, context: DecisionContext, quantity: float, *, search_max: bool) -> EngineResult:
+        if not quantity > 0:
+            raise ValueError(f"limits engine: quantity must be > 0, got {quantity}")
+        state = self._active()
+        env = decision_constants(intent, context)
+        env.update(state.limit_values(intent.symbol))
+        with self._lock:
+            verdict, checks = state.decide(env, quantity, search_max)
+        proof: JSON = {
+            "ruleset_hash": state.compiled.ruleset.sha256,
+            "symbol": intent.symbol,
+            "qty": quantity,
+            "constants": env,
+            "checks": checks,
+            "result": "sat" if verdict.admissible else "unsat",
+            "unsat_core": list(verdict.denials or verdict.core_at_qty),
+            "max_qty": verdict.max_qty,
+            "max_qty_upper_bound": verdict.upper_bound,
+            "binding": list(verdict.binding),
+        }
+        return EngineResult(
+            engine=self.name,
+            denials=verdict.denials,
+            proof=proof,
+            max_qty=verdict.max_qty,
+            notes=_notes(verdict, quantity),
+        )
+
+
+def _notes(verdict: _Verdict, quantity: float) -> tuple[str, ...]:
+    if verdict.denials:
+        return (f"no admissible quantity: {', '.join(verdict.denials)}",)
+    if verdict.admissible:
+        return (f"qty {quantity:g} admissible; max admissible qty {verdict.max_qty}",)
+    return (f"qty {quantity:g} exceeds max admissible qty {verdict.max_qty}, bound by {', '.join(verdict.binding)}",)
+
+
+class _SolverState:
+    """A compiled rule set with its solver, probe literals and substitution arrays."""
+
+    def __init__(self, compiled: CompiledRuleSet, budget: _Budget) -> None:
+        self.compiled = compiled
+        self.solver = z3.Solver()
+        self.solver.set("rlimit", budget.rlimit)
+        if budget.timeout_ms is not None:
+            self.solver.set("timeout", budget.timeout_ms)
+        self.tracks = [item.track for item in compiled.limits]
+        self.codes = {item.track.get_id(): item.limit.reason_code for item in compiled.limits}
+        self.names = list(compiled.constants)
+        self._from = (z3.Ast * len(self.names))(*(compiled.constants[name].as_ast() for name in self.names))
+        self._qty = compiled.qty
+        self._qty_dependent = [item for item in compiled.limits if item.body.uses_qty]
+        self._assumptions: list[z3.BoolRef] = []
+        self._blocking: list[CompiledLimit] = []  # limits that alone admit no qty > 0 (bound search)
+        self._limit_values: dict[str, dict[str, float]] = {}
+
+    def limit_values(self, symbol: str) -> dict[str, float]:
+        if symbol not in self._limit_values:
+            self._limit_values[symbol] = {
+                item.limit.name: item.limit.value_for(symbol) for item in self.compiled.limits
+            }
+        return self._limit_values[symbol]
+
+    def decide(self, env: dict[str, float], quantity: float, search_max: bool) -> tuple[_Verdict, list[JSON]]:
+        checks: list[JSON] = []
+        self.solver.push()
+        try:
+            self._assert_instance(env)
+            self._assumptions = list(self.tracks)
+            if not search_max:
+                return self._decide_exact(quantity, checks), checks
+            self._assumptions = []
+            self._blocking = []
+            return self._decide_with_max(env, quantity, checks), checks
+        finally:
+            self.solver.pop()
+
+    def _decide_exact(self, quantity: float, checks: list[JSON]) -> _Verdict:
+        admissible, core = self._check("at", "==", quantity, checks)
+        return _Verdict(admissible, None, None, () if admissible else core, (), core)
+
+    def _decide_with_max(self, env: dict[str, float], quantity: float, checks: list[JSON]) -> _Verdict:
+        supremum = self._supremum(env)
+        if supremum <= 0:
+            positive, core = self._check("positive", ">", 0.0, checks)
+            if positive:
+                raise LimitsSolverError("limits engine: Z3 admits a qty > 0 where the bound search found none")
+            denials = set(core)
+            # a core is one sufficient reason; auditors also want every other limit that alone forbids the order
+            for item in self._blocking:
+                if item.limit.reason_code not in denials:
+                    alone, _ = self._check("positive", ">", 0.0, checks, only=item.track)
+                    if not alone:
+                        denials.add(item.limit.reason_code)
+            return _Verdict(False, 0.0, 0.0, tuple(sorted(denials)), (), core)
+        if supremum == INF:
+            admissible, core = self._check("at", "==", quantity, checks)
+            return _Verdict(admissible, None, None, (), (), core)
+        candidate = self._confirmed_candidate(env, supremum, checks)
+        upper = supremum + abs(supremum) * _ABOVE_SLACK + 1e-12
+        above, binding = self._check("above", ">", upper, checks)
+        if above:
+            raise LimitsSolverError(f"limits engine: Z3 admits a qty above the bound {upper}")
+        if quantity > upper:
+            return _Verdict(False, candidate, upper, (), binding, binding)
+        if quantity == candidate:
+            return _Verdict(True, candidate, upper, (), binding, ())
+        admissible, core = self._check("at", "==", quantity, checks)
+        if admissible or quantity > candidate:
+            return _Verdict(admissible, candidate, upper, (), binding, core)
+        # a hole below max_qty: the requested qty itself breaks the limits in `core`
+        return _Verdict(False, candidate, upper, core, binding, core)
+
+    def _supremum(self, env: dict[str, float]) -> float:
+        """Sup of the admissible set by the bound search; collects, as the assumptions to check with, the
+        limits that are not trivially true here (a limit that holds at every qty cannot be in a core)."""
+        reduce_only = env["reduce_only"] == 1.0
+        threshold = env["growth_threshold"]
+        feasible: list[tuple[float, float]] = [(0.0, INF)]
+        for item in self.compiled.limits:
+            growth_only = item.limit.applies_to == "growth"
+            if growth_only and reduce_only:
+                continue
+            intervals = admissible_intervals(item.body, env, threshold if growth_only else None)
+            if intervals != _EVERYWHERE:
+                self._assumptions.append(item.track)
+            if not intervals or intervals[-1][1] <= 0:
+                self._blocking.append(item)
+            feasible = intersect(feasible, intervals)
+        return feasible[-1][1] if feasible else 0.0
+
+    def _confirmed_candidate(self, env: dict[str, float], supremum: float, checks: list[JSON]) -> float:
+        """The supremum if it is admissible (it is unless a strict bound or rounding excludes it), else a
+        qty just below it; Z3 must confirm."""
+        candidates = [supremum, supremum * (1 - 1e-12), supremum * (1 - _ABOVE_SLACK / 2)]
+        for candidate in candidates:
+            if not self._python_admits(env, candidate):
+                continue
+            admissible, _ = self._check("candidate", "==", candidate, checks)
+            if admissible:
+                return candidate
+        raise LimitsSolverError(f"limits engine: Z3 could not confirm a max qty near {supremum}")
+
+    def _python_admits(self, env: dict[str, float], qty: float) -> bool:
+        grows = env["reduce_only"] != 1.0 and qty > env["growth_threshold"]
+        return all(
+            holds(item.body, env, qty) for item in self._qty_dependent if grows or item.limit.applies_to == "all"
+        )
+
+    def _assert_instance(self, env: dict[str, float]) -> None:
+        keep = [_numeral(env[name]) for name in self.names]
+        targets = (z3.Ast * len(keep))(*(item.as_ast() for item in keep))
+        context = self.compiled.conjunction.ctx
+        instance = z3.BoolRef(
+            z3.Z3_substitute(context.ref(), self.compiled.conjunction.as_ast(), len(keep), self._from, targets), context
+        )
+        # no z3.simplify here: Z3's own preprocessing folds the numerals, and simplifying first measured slower
+        self._assert(instance)
+
+    def _assert(self, formula: z3.BoolRef) -> None:
+        z3.Z3_solver_assert(formula.ctx.ref(), self.solver.solver, formula.as_ast())
+
+    def _check(
+        self, purpose: str, relation: str, qty: float, checks: list[JSON], only: z3.BoolRef | None = None
+    ) -> tuple[bool, tuple[str, ...]]:
+        bound = _numeral(qty)
+        # the probe atom itself is an assumption: cheaper than asserting `probe ⇒ atom` per check
+        literal = self._qty == bound if relation == "==" else self._qty > bound
+        # the C API directly: Python-level `check(*literals)` re-casts every literal on every call
+        tracks = self._assumptions if only is None else [only]
+        assumptions = (z3.Ast * (len(tracks) + 1))(*(item.as_ast() for item in tracks), literal.ast)
+        context = self.solver.ctx
+        result = z3.CheckSatResult(
+            z3.Z3_solver_check_assumptions(context.ref(), self.solver.solver, len(assumptions), assumptions)
+        )
+        if result == z3.unknown:
+            raise LimitsSolverError(f"limits engine: Z3 answered unknown ({self.solver.reason_unknown()})")
+        core: tuple[str, ...] = ()
+        if result == z3.unsat:
+            unsat_core = z3.AstVector(z3.Z3_solver_get_unsat_core(context.ref(), self.solver.solver), context)
+            identities = (
+                z3.Z3_get_ast_id(context.ref(), unsat_core[index].as_ast()) for index in range(len(unsat_core))
+            )
+            core = tuple(sorted(self.codes[identity] for identity in identities if identity in self.codes))
+        checks.append(
+            {
+                "purpose": purpose if only is None else f"{purpose} {self.codes[only.get_id()]} alone",
+                "qty": qty,
+                "relation": relation,
+                "result": str(result),
+                "core": list(core),
+            }
+        )
+        return result == z3.sat, core
+
+
+_NUMERALS: dict[float, z3.ArithRef] = {}
+
+
+def _numeral(number: float) -> z3.ArithRef:
+    """A Z3 real numeral equal to the decimal `repr` of `number` (what `reference.py` uses too)."""
+    cached = _NUMERALS.get(number)
+    if cached is not None:
+        return cached
+    text = repr(number)
+    if "e" in text or "E" in text:
+        fraction = Fraction(text)
+        text = f"{fraction.numerator}/{fraction.denominator}"
+    context = z3.main_ctx()
+    numeral = z3.ArithRef(z3.Z3_mk_numeral(context.ref(), text, z3.RealSort(context).ast), context)
+    if len(_NUMERALS) > 50_000:
+        _NUMERALS.clear()
+    _NUMERALS[number] = numeral
+    return numeral
