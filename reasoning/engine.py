@@ -16,10 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.errors import CryptoScalpError
 from core.intent import Intent
 from reasoning.context import DecisionContext
 
 JSON = dict[str, Any]
+
+
+class EngineTimeout(CryptoScalpError):
+    """An engine did not answer within its time budget (the guard denies: `GUARD.timeout.<engine>`)."""
 
 
 @dataclass(frozen=True, slots=True)

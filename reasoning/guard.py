@@ -37,7 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 from core.decision import Decision, Verdict
 from core.intent import Intent
 from reasoning.context import DecisionContext, GuardState
-from reasoning.engine import Engine, EngineResult
+from reasoning.engine import Engine, EngineResult, EngineTimeout
 
 KILL_SWITCH = "L4.kill_switch"
 REDUCING_ONLY = "L4.reducing_only"
@@ -189,7 +189,7 @@ class Guard:
         for prover in provers:
             try:
                 denials.update(prover.prove_order(intent, context, quantity).denials)
-            except TimeoutError:
+            except (TimeoutError, EngineTimeout):
                 denials.add(engine_timeout(prover.name))
             except Exception:  # fail closed: the order does not leave
                 denials.add(engine_error(prover.name))
@@ -205,8 +205,8 @@ class Guard:
         error = ""
         try:
             outcome = engine.evaluate(intent, context, quantity)
-        except TimeoutError as exc:
-            outcome, error = engine_timeout(engine.name), f"TimeoutError: {exc}"
+        except (TimeoutError, EngineTimeout) as exc:
+            outcome, error = engine_timeout(engine.name), f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # fail closed on any engine fault; the reason code names the engine
             outcome, error = engine_error(engine.name), f"{type(exc).__name__}: {exc}"
         elapsed_ms = (time.perf_counter() - started) * 1000.0

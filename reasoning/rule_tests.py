@@ -19,8 +19,9 @@ order quantity judged, else the intent's quantity or notional at the mark. `cont
 overrides fields of the groups `market`, `account`, `position`, `portfolio`, `model`,
 `venue`, and `now_ts`, `guard_state`, `region`. `expect` may also give `max_qty`.
 
-Every reason code a rule file can produce must be expected by at least one case;
-`rules test` reports the ones no case covers and fails.
+Every reason code a rule file can produce must be expected by at least one case (or, for
+a limit, bind the `max_qty` of a passing `reduce` case); `rules test` reports the ones
+no case covers and fails.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ def run_rule_tests(ruleset: RuleSet, cases: list[RuleCase]) -> RuleTestReport:
         guard.set_state(case.context.guard_state, f"test case {case.name}")
         outcomes.append(CaseOutcome(case, guard.decide(case.intent, case.context, case.quantity)))
     expected = {reason for case in cases for reason in case.reasons}
+    # a passing `reduce` case with its max_qty covers the limits that bound it
+    for outcome in outcomes:
+        if outcome.passed and outcome.case.verdict is Verdict.REDUCE and outcome.case.max_qty is not None:
+            expected.update(outcome.decision.proofs.get("z3", {}).get("binding", []))
     uncovered = sorted(set(reason_codes(ruleset)) - expected)
     return RuleTestReport(outcomes, uncovered)
 

@@ -43,7 +43,7 @@ from pyswip import core as swipl
 from core.errors import CryptoScalpError
 from core.intent import Intent
 from reasoning.context import DecisionContext
-from reasoning.engine import JSON, EngineResult
+from reasoning.engine import JSON, EngineResult, EngineTimeout
 
 RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "strategies.pl"
 DEFAULT_TIMEOUT_S = 0.25  # the guard's per-engine budget is far lower; this is the engine's own hard stop
@@ -123,7 +123,7 @@ class PrologEngineError(CryptoScalpError):
     """A decision could not be completed: Prolog raised, `validate/3` failed, or the worker is gone."""
 
 
-class PrologTimeoutError(PrologEngineError, TimeoutError):
+class PrologTimeoutError(PrologEngineError, EngineTimeout):
     """The Prolog worker did not answer within the time budget."""
 
 

@@ -200,6 +200,7 @@ class _SolverState:
             positive, core = self._check("positive", ">", 0.0, checks)
             if positive:
                 raise LimitsSolverError("limits engine: Z3 admits a qty > 0 where the bound search found none")
+            core = self._minimal_core(core, checks)
             denials = set(core)
             # a core is one sufficient reason; auditors also want every other limit that alone forbids the order
             for item in self._blocking:
@@ -219,6 +220,9 @@ class _SolverState:
         if quantity > upper:
             return _Verdict(False, candidate, upper, (), binding, binding)
         if quantity == candidate:
+            return _Verdict(True, candidate, upper, (), binding, ())
+        if quantity < candidate and self._python_admits(env, quantity):
+            # Z3 proved the maximum; the order actually sent is proven on its own (`prove_order`)
             return _Verdict(True, candidate, upper, (), binding, ())
         admissible, core = self._check("at", "==", quantity, checks)
         if admissible or quantity > candidate:
@@ -275,14 +279,34 @@ class _SolverState:
     def _assert(self, formula: z3.BoolRef) -> None:
         z3.Z3_solver_assert(formula.ctx.ref(), self.solver.solver, formula.as_ast())
 
+    def _minimal_core(self, core: tuple[str, ...], checks: list[JSON]) -> tuple[str, ...]:
+        """Drop every limit the core does not need (deletion-based): Z3's cores need not be minimal,
+        and a denial must name only limits that really forbid the order."""
+        by_code = {code: track for track in self.tracks if (code := self.codes[track.get_id()]) in core}
+        kept = list(core)
+        for code in core:
+            trial = [by_code[other] for other in kept if other != code]
+            if not trial:
+                continue
+            admissible_without, _ = self._check("minimise", ">", 0.0, checks, subset=trial)
+            if not admissible_without:
+                kept.remove(code)
+        return tuple(kept)
+
     def _check(
-        self, purpose: str, relation: str, qty: float, checks: list[JSON], only: z3.BoolRef | None = None
+        self,
+        purpose: str,
+        relation: str,
+        qty: float,
+        checks: list[JSON],
+        only: z3.BoolRef | None = None,
+        subset: list[z3.BoolRef] | None = None,
     ) -> tuple[bool, tuple[str, ...]]:
         bound = _numeral(qty)
         # the probe atom itself is an assumption: cheaper than asserting `probe ⇒ atom` per check
         literal = self._qty == bound if relation == "==" else self._qty > bound
         # the C API directly: Python-level `check(*literals)` re-casts every literal on every call
-        tracks = self._assumptions if only is None else [only]
+        tracks = subset if subset is not None else self._assumptions if only is None else [only]
         assumptions = (z3.Ast * (len(tracks) + 1))(*(item.as_ast() for item in tracks), literal.ast)
         context = self.solver.ctx
         result = z3.CheckSatResult(
