@@ -29,7 +29,7 @@ from market.quality import RepairPolicy
 from market.symbols import to_ccxt_symbol
 from market.synthetic import generate_market, synthetic_instrument
 from reasoning.guard import Guard, GuardConfig
-from reasoning.rules import RULES_DIR, load_ruleset
+from reasoning.rules import RULES_DIR, RuleWatcher, load_ruleset
 from trader.baseline import EmaCross
 from trader.gate import ExchangeRulesGate, PreTradeGate
 from trader.guard_gate import ContextBuilder, GuardGate
@@ -69,6 +69,7 @@ class BacktestConfig(BaseModel):
     guard: bool = True
     rules: Path = RULES_DIR
     region: str = ""  # the account's jurisdiction (ISO 3166 alpha-2), for the compliance rules
+    hot_reload: bool = False  # re-read changed rule files during the run (off: a backtest is reproducible)
 
     @field_validator("pairs")
     @classmethod
@@ -203,7 +204,8 @@ def build_loop(config: BacktestConfig, grid: MarketGrid, instruments: dict[str, 
         guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig())
         indicators = compute_indicators(grid, [instruments[symbol].tick_size for symbol in grid.symbols])
         builder = ContextBuilder(grid, exchange, indicators, region=config.region)
-        gate = GuardGate(guard, builder, exchange_rules)
+        watcher = RuleWatcher(guard, ruleset) if config.hot_reload else None
+        gate = GuardGate(guard, builder, exchange_rules, watcher)
     return BacktestLoop(
         grid,
         instruments,

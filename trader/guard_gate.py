@@ -40,6 +40,7 @@ from reasoning.context import (
     VolatilityRegime,
 )
 from reasoning.guard import Guard
+from reasoning.rules import RuleChange, RuleWatcher
 from trader.gate import ExchangeRulesGate, GateContext
 
 CORRELATION_BARS = 240
@@ -200,13 +201,27 @@ class ContextBuilder:
 class GuardGate:
     """Guard first, then the exchange's own rules; the stricter answer, with the guard's proofs."""
 
-    def __init__(self, guard: Guard, builder: ContextBuilder, exchange_rules: ExchangeRulesGate) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        builder: ContextBuilder,
+        exchange_rules: ExchangeRulesGate,
+        watcher: RuleWatcher | None = None,
+    ) -> None:
         self.guard = guard
         self.builder = builder
         self.exchange_rules = exchange_rules
+        self.watcher = watcher  # hot reload: the rule files are checked once per decision row
+        self.rule_changes: list[tuple[int, RuleChange]] = []  # (decision time, change), accepted or refused
         self.contexts: dict[str, DecisionContext] = {}  # intent id → the context it was judged in
+        self._polled_row = -1
 
     def check(self, intent: Intent, context: GateContext) -> Decision:
+        if self.watcher is not None and context.row != self._polled_row:
+            self._polled_row = context.row
+            change = self.watcher.poll()
+            if change is not None:
+                self.rule_changes.append((self.builder.exchange.now_ts, change))
         now_ts = self.builder.exchange.now_ts
         decision_context = self.builder.build(context.symbol_index, context.row, now_ts, self.guard)
         self.contexts[intent.intent_id] = decision_context

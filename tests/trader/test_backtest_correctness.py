@@ -196,11 +196,14 @@ def test_backtest_final_equity_is_balance_plus_realised_minus_costs_plus_unreali
 
 
 @pytest.mark.slow
-def test_a_run_cut_at_t_decides_and_fills_exactly_as_the_full_run_before_t(shared_data: Path) -> None:
+@pytest.mark.parametrize("guarded", [False, True], ids=["exchange-rules", "reasoning-guard"])
+def test_a_run_cut_at_t_decides_and_fills_exactly_as_the_full_run_before_t(shared_data: Path, guarded: bool) -> None:
+    # with the guard, every market fact it judges by (ATR, regimes, correlations) must be causal too
     cut = "2025-06-04T13:37:00+00:00"
     cut_ms = parse_date_ms(cut)
-    full = run_backtest(_config(shared_data, end="2025-06-08"))
-    truncated = run_backtest(_config(shared_data, end=cut))
+    guard = {"guard": True, "stop_atr": 3.0} if guarded else {}
+    full = run_backtest(_config(shared_data, end="2025-06-08", **guard))
+    truncated = run_backtest(_config(shared_data, end=cut, **guard))
 
     def decisions(result: BacktestResult, before_ms: int) -> list[tuple[str, str, tuple[str, ...]]]:
         # a decision at the close of the last bar before t is made at t
