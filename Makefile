@@ -41,4 +41,6 @@ bench: install
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PYTHON) bench/backtest.py
 	$(PYTHON) bench/datalog.py
+	$(PYTHON) bench/limits.py
+	$(PYTHON) bench/engines.py
 	$(PYTHON) bench/guard.py

@@ -63,6 +63,7 @@ def backtest(
     rules: Annotated[Path | None, typer.Option(help="Rule set directory (default: the repository's rules/).")] = None,
     region: Annotated[str, typer.Option(help="Account jurisdiction (ISO 3166 alpha-2) for compliance rules.")] = "",
     stop_atr: Annotated[float | None, typer.Option(help="Protective stop distance in ATR(14); 0 for none.")] = 3.0,
+    hot_reload: Annotated[bool, typer.Option(help="Reload changed rule files during the run.")] = False,
 ) -> None:
     """Backtest the baseline EMA 9/21 stop-and-reverse strategy on the simulated USDT-M exchange."""
     from trader.backtest import BacktestConfig, run_backtest
@@ -92,6 +93,7 @@ def backtest(
         guard=guard,
         region=region,
         stop_atr=stop_atr or None,
+        hot_reload=hot_reload,
         **({"rules": rules} if rules is not None else {}),
     )
     with _progress("backtest") as progress:
