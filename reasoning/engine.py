@@ -14,6 +14,7 @@ fail-closed answers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import CryptoScalpError
@@ -21,6 +22,17 @@ from core.intent import Intent
 from reasoning.context import DecisionContext
 
 JSON = dict[str, Any]
+
+
+class RuleFileError(CryptoScalpError):
+    """A rule file was rejected, at `path:line:column`."""
+
+    def __init__(self, path: Path, line: int, column: int, message: str) -> None:
+        super().__init__(f"{path}:{line}:{column}: {message}")
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
 
 
 class EngineTimeout(CryptoScalpError):

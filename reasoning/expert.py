@@ -34,7 +34,7 @@ from clips.values import python_value
 from core.errors import CryptoScalpError
 from core.intent import Intent
 from reasoning.context import DecisionContext
-from reasoning.engine import JSON, EngineResult
+from reasoning.engine import JSON, EngineResult, RuleFileError
 
 RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "expert.clp"
 DEFAULT_FIRING_LIMIT = 256  # far above what one decision needs; reaching it means rules feed each other
@@ -46,15 +46,8 @@ _DENY_REASON = re.compile(r"\(deny \(reason ([^\s()]+)\)\)")
 _FIRE = re.compile(r"FIRE\s+\d+\s+(?:\w+::)?(\S+):\s*(.*)")
 
 
-class ClipsRuleError(CryptoScalpError):
+class ClipsRuleError(RuleFileError):
     """The CLIPS rule file was rejected, at `path:line:column`."""
-
-    def __init__(self, path: Path, line: int, column: int, message: str) -> None:
-        super().__init__(f"{path}:{line}:{column}: {message}")
-        self.path = path
-        self.line = line
-        self.column = column
-        self.message = message
 
 
 class ClipsEngineError(CryptoScalpError):

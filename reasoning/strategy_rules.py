@@ -43,7 +43,7 @@ from pyswip import core as swipl
 from core.errors import CryptoScalpError
 from core.intent import Intent
 from reasoning.context import DecisionContext
-from reasoning.engine import JSON, EngineResult, EngineTimeout
+from reasoning.engine import JSON, EngineResult, EngineTimeout, RuleFileError
 
 RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "strategies.pl"
 DEFAULT_TIMEOUT_S = 0.25  # the guard's per-engine budget is far lower; this is the engine's own hard stop
@@ -108,15 +108,8 @@ decide(_, _, _, "error\tvalidate/3 failed").
 """
 
 
-class PrologRuleError(CryptoScalpError):
+class PrologRuleError(RuleFileError):
     """The Prolog rule file was rejected, at `path:line:column`."""
-
-    def __init__(self, path: Path, line: int, column: int, message: str) -> None:
-        super().__init__(f"{path}:{line}:{column}: {message}")
-        self.path = path
-        self.line = line
-        self.column = column
-        self.message = message
 
 
 class PrologEngineError(CryptoScalpError):

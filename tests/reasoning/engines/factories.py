@@ -9,38 +9,18 @@ from typing import Any
 from core.intent import Intent
 from core.orders import OrderType, Side
 from reasoning.context import (
-    AccountFacts,
     DecisionContext,
     GuardState,
     MarketFacts,
-    MarketRegime,
-    ModelFacts,
-    PortfolioFacts,
-    PositionFacts,
-    VenueFacts,
-    VolatilityRegime,
 )
+from reasoning.rule_tests import default_context
 
 NOW = 1_717_200_000_000  # 2024-06-01 00:00 UTC
 MARK = 60_000.0
 
 
 def market_facts(**changes: Any) -> MarketFacts:
-    calm = MarketFacts(
-        symbol="BTC/USDT:USDT",
-        mark_price=MARK,
-        last_bar_ts=NOW - 1_000,
-        atr=120.0,
-        volatility=0.0008,
-        volatility_regime=VolatilityRegime.NORMAL,
-        regime=MarketRegime.TRENDING,
-        spread_bps=1.5,
-        spread_widening=False,
-        breakout_confirmed=False,
-        price_change_pct=0.001,
-        funding_rate=0.0001,
-    )
-    return replace(calm, **changes)
+    return replace(default_context().market, **({"last_bar_ts": NOW - 1_000} | changes))
 
 
 def make_context(
@@ -53,40 +33,19 @@ def make_context(
     venue: dict[str, Any] | None = None,
     guard_state: GuardState = GuardState.ACTIVE,
 ) -> DecisionContext:
-    return DecisionContext(
+    """`rules test`'s calm default (a flat book here), changed one fact group at a time."""
+    calm = default_context()
+    flat_book = replace(calm.portfolio, gross_exposure=0.0, net_exposure=0.0, open_positions=0, max_correlation=0.0)
+    return replace(
+        calm,
         now_ts=NOW,
         guard_state=guard_state,
         market=market_facts(**(market or {})),
-        account=replace(
-            AccountFacts(
-                equity=10_000.0,
-                wallet_balance=10_000.0,
-                available_balance=8_000.0,
-                used_margin=2_000.0,
-                daily_pnl=50.0,
-                drawdown=0.01,
-                consecutive_losses=0,
-                open_orders=1,
-                orders_last_second=0,
-                orders_today=40,
-                trades_today=12,
-            ),
-            **(account or {}),
-        ),
-        position=replace(
-            PositionFacts(quantity=0.0, entry_price=0.0, leverage=3.0, liquidation_price=None), **(position or {})
-        ),
-        portfolio=replace(
-            PortfolioFacts(gross_exposure=0.0, net_exposure=0.0, open_positions=0, max_correlation=0.0),
-            **(portfolio or {}),
-        ),
-        model=replace(
-            ModelFacts(model_id="", drift_detected=False, calibration_error=0.0, is_fallback=False), **(model or {})
-        ),
-        venue=replace(
-            VenueFacts(venue="simulated", healthy=True, error_rate=0.0, latency_ms=40.0, rate_limit_used=0.1),
-            **(venue or {}),
-        ),
+        account=replace(calm.account, **(account or {})),
+        position=replace(calm.position, **(position or {})),
+        portfolio=replace(flat_book, **(portfolio or {})),
+        model=replace(calm.model, **(model or {})),
+        venue=replace(calm.venue, **({"latency_ms": 40.0, "rate_limit_used": 0.1} | (venue or {}))),
     )
 
 
