@@ -17,6 +17,7 @@ for the rest of the day.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -168,9 +169,12 @@ class ContextBuilder:
                 net = fill.realized_pnl - fill.fee
                 record.consecutive_losses = record.consecutive_losses + 1 if net < 0 else 0
         record.fills_seen = len(exchange.fills)
-        orders = list(exchange.orders.values())
-        record.order_times.extend(order.created_ts for order in orders[record.orders_seen :])
-        record.orders_seen = len(orders)
+        # the orders since the last look, newest first: the dict keeps submission order
+        new_orders = len(exchange.orders) - record.orders_seen
+        record.order_times.extend(
+            order.created_ts for order in itertools.islice(reversed(exchange.orders.values()), new_orders)
+        )
+        record.orders_seen = len(exchange.orders)
 
     def _last_funding_rate(self, i: int, row: int) -> float:
         """The last settled rate (the next one is not known at decision time)."""
