@@ -2,7 +2,10 @@
 
 One `z3.Solver` is reused for every decision. Per decision: push; assert the compiled conjunction with the
 decision's numerals substituted for its constants (linear in `qty`); ask with one assumption literal per
-limit; pop. Verdicts (`evaluate`):
+limit; pop. `evaluate` asserts and assumes only the limits the bound search did not find true at every qty:
+the implication of a limit whose literal is never assumed is satisfied by setting the literal false, so
+leaving it out changes no answer and no core. `prove_order` asserts and assumes every limit. Verdicts
+(`evaluate`):
 
 - the requested qty is admissible → no denials, `max_qty` = the largest admissible qty;
 - only a smaller qty is → no denials, `max_qty` < qty (the guard turns that into `reduce`), the proof
@@ -29,7 +32,8 @@ import z3
 from core.intent import Intent
 from reasoning.context import DecisionContext
 from reasoning.engine import JSON, EngineResult
-from reasoning.limits.bounds import INF, admissible_intervals, holds, intersect
+from reasoning.limits import ir
+from reasoning.limits.bounds import INF, holds, intersect, interval_function
 from reasoning.limits.compiler import CompiledLimit, CompiledRuleSet, compile_ruleset
 from reasoning.limits.errors import LimitsSolverError
 from reasoning.limits.parser import RuleSet, load_ruleset
@@ -162,12 +166,27 @@ class _SolverState:
         self.tracks = [item.track for item in compiled.limits]
         self.codes = {item.track.get_id(): item.limit.reason_code for item in compiled.limits}
         self.names = list(compiled.constants)
-        self._from = (z3.Ast * len(self.names))(*(compiled.constants[name].as_ast() for name in self.names))
+        self._everything = _Instance(compiled.conjunction, self.names, compiled.constants)
+        # per limit `track_i ⇒ (guard ⇒ body_i)` and the constants it mentions: `evaluate` asserts only the
+        # limits it assumes (a conjunct whose track is never assumed is satisfied by track_i = false, so it
+        # changes no answer and no core), which spares the numerals and Z3 work of the others
+        implications = compiled.conjunction.children() if z3.is_and(compiled.conjunction) else []
+        self._implications: list[z3.BoolRef] | None = None
+        self._mentions: list[frozenset[str]] = []
+        if len(implications) == len(compiled.limits) and all(z3.is_implies(term) for term in implications):
+            self._implications = [z3.BoolRef(term.as_ast(), term.ctx) for term in implications]
+            self._mentions = [_mentions(item) for item in compiled.limits]
+        self._instances: dict[tuple[int, ...], _Instance] = {}
         self._qty = compiled.qty
         self._qty_dependent = [item for item in compiled.limits if item.body.uses_qty]
         self._assumptions: list[z3.BoolRef] = []
+        self._selected: list[int] = []  # indices of the limits in `_assumptions` (bound search)
         self._blocking: list[CompiledLimit] = []  # limits that alone admit no qty > 0 (bound search)
         self._limit_values: dict[str, dict[str, float]] = {}
+        self._searches = [
+            (index, item, item.limit.applies_to == "growth", interval_function(item.body))
+            for index, item in enumerate(compiled.limits)
+        ]
 
     def limit_values(self, symbol: str) -> dict[str, float]:
         if symbol not in self._limit_values:
@@ -178,15 +197,22 @@ class _SolverState:
 
     def decide(self, env: dict[str, float], quantity: float, search_max: bool) -> tuple[_Verdict, list[JSON]]:
         checks: list[JSON] = []
+        if not search_max:
+            self.solver.push()
+            try:
+                self._assert_instance(env, self._everything)
+                self._assumptions = list(self.tracks)
+                return self._decide_exact(quantity, checks), checks
+            finally:
+                self.solver.pop()
+        self._assumptions = []
+        self._selected = []
+        self._blocking = []
+        supremum = self._supremum(env)
         self.solver.push()
         try:
-            self._assert_instance(env)
-            self._assumptions = list(self.tracks)
-            if not search_max:
-                return self._decide_exact(quantity, checks), checks
-            self._assumptions = []
-            self._blocking = []
-            return self._decide_with_max(env, quantity, checks), checks
+            self._assert_instance(env, self._instance(tuple(self._selected)))
+            return self._decide_with_max(env, quantity, supremum, checks), checks
         finally:
             self.solver.pop()
 
@@ -194,8 +220,7 @@ class _SolverState:
         admissible, core = self._check("at", "==", quantity, checks)
         return _Verdict(admissible, None, None, () if admissible else core, (), core)
 
-    def _decide_with_max(self, env: dict[str, float], quantity: float, checks: list[JSON]) -> _Verdict:
-        supremum = self._supremum(env)
+    def _decide_with_max(self, env: dict[str, float], quantity: float, supremum: float, checks: list[JSON]) -> _Verdict:
         if supremum <= 0:
             positive, core = self._check("positive", ">", 0.0, checks)
             if positive:
@@ -236,13 +261,14 @@ class _SolverState:
         reduce_only = env["reduce_only"] == 1.0
         threshold = env["growth_threshold"]
         feasible: list[tuple[float, float]] = [(0.0, INF)]
-        for item in self.compiled.limits:
-            growth_only = item.limit.applies_to == "growth"
+        for index, item, growth_only, intervals_of in self._searches:
             if growth_only and reduce_only:
                 continue
-            intervals = admissible_intervals(item.body, env, threshold if growth_only else None)
-            if intervals != _EVERYWHERE:
-                self._assumptions.append(item.track)
+            intervals = intervals_of(env, threshold if growth_only else None)
+            if intervals == _EVERYWHERE:
+                continue  # holds at every qty: in no core, and intersecting with [0, ∞) changes nothing
+            self._assumptions.append(item.track)
+            self._selected.append(index)
             if not intervals or intervals[-1][1] <= 0:
                 self._blocking.append(item)
             feasible = intersect(feasible, intervals)
@@ -266,15 +292,32 @@ class _SolverState:
             holds(item.body, env, qty) for item in self._qty_dependent if grows or item.limit.applies_to == "all"
         )
 
-    def _assert_instance(self, env: dict[str, float]) -> None:
-        keep = [_numeral(env[name]) for name in self.names]
+    def _instance(self, selected: tuple[int, ...]) -> _Instance:
+        """The conjunction of the selected limits' implications, with its constants (cached per selection)."""
+        if self._implications is None:
+            return self._everything
+        instance = self._instances.get(selected)
+        if instance is None:
+            if len(self._instances) > 4_096:
+                self._instances.clear()
+            mentioned = set().union(*(self._mentions[index] for index in selected))
+            names = [name for name in self.names if name in mentioned]
+            terms = [self._implications[index] for index in selected]
+            formula = z3.And(*terms) if len(terms) != 1 else terms[0]
+            instance = _Instance(formula if terms else None, names, self.compiled.constants)
+            self._instances[selected] = instance
+        return instance
+
+    def _assert_instance(self, env: dict[str, float], instance: _Instance) -> None:
+        if instance.formula is None:
+            return
+        keep = [_numeral(env[name]) for name in instance.names]
         targets = (z3.Ast * len(keep))(*(item.as_ast() for item in keep))
-        context = self.compiled.conjunction.ctx
-        instance = z3.BoolRef(
-            z3.Z3_substitute(context.ref(), self.compiled.conjunction.as_ast(), len(keep), self._from, targets), context
-        )
+        context = instance.formula.ctx
+        formula = instance.formula.as_ast()
+        substituted = z3.Z3_substitute(context.ref(), formula, len(keep), instance.sources, targets)
         # no z3.simplify here: Z3's own preprocessing folds the numerals, and simplifying first measured slower
-        self._assert(instance)
+        self._assert(z3.BoolRef(substituted, context))
 
     def _assert(self, formula: z3.BoolRef) -> None:
         z3.Z3_solver_assert(formula.ctx.ref(), self.solver.solver, formula.as_ast())
@@ -303,12 +346,13 @@ class _SolverState:
         subset: list[z3.BoolRef] | None = None,
     ) -> tuple[bool, tuple[str, ...]]:
         bound = _numeral(qty)
+        context = self.solver.ctx
         # the probe atom itself is an assumption: cheaper than asserting `probe ⇒ atom` per check
-        literal = self._qty == bound if relation == "==" else self._qty > bound
+        make = z3.Z3_mk_eq if relation == "==" else z3.Z3_mk_gt
+        literal = z3.BoolRef(make(context.ref(), self._qty.as_ast(), bound.as_ast()), context)
         # the C API directly: Python-level `check(*literals)` re-casts every literal on every call
         tracks = subset if subset is not None else self._assumptions if only is None else [only]
         assumptions = (z3.Ast * (len(tracks) + 1))(*(item.as_ast() for item in tracks), literal.ast)
-        context = self.solver.ctx
         result = z3.CheckSatResult(
             z3.Z3_solver_check_assumptions(context.ref(), self.solver.solver, len(assumptions), assumptions)
         )
@@ -316,9 +360,12 @@ class _SolverState:
             raise LimitsSolverError(f"limits engine: Z3 answered unknown ({self.solver.reason_unknown()})")
         core: tuple[str, ...] = ()
         if result == z3.unsat:
+            # `unsat_core` holds its elements; read their ids without wrapping each in a Python object
             unsat_core = z3.AstVector(z3.Z3_solver_get_unsat_core(context.ref(), self.solver.solver), context)
+            vector = unsat_core.vector
             identities = (
-                z3.Z3_get_ast_id(context.ref(), unsat_core[index].as_ast()) for index in range(len(unsat_core))
+                z3.Z3_get_ast_id(context.ref(), z3.Z3_ast_vector_get(context.ref(), vector, index))
+                for index in range(z3.Z3_ast_vector_size(context.ref(), vector))
             )
             core = tuple(sorted(self.codes[identity] for identity in identities if identity in self.codes))
         checks.append(
@@ -333,7 +380,34 @@ class _SolverState:
         return result == z3.sat, core
 
 
+class _Instance:
+    """A formula to assert per decision and the constants to substitute in it."""
+
+    __slots__ = ("formula", "names", "sources")
+
+    def __init__(self, formula: z3.BoolRef | None, names: list[str], constants: dict[str, z3.ArithRef]) -> None:
+        self.formula = formula
+        self.names = names
+        self.sources = (z3.Ast * len(names))(*(constants[name].as_ast() for name in names))
+
+
+def _mentions(item: CompiledLimit) -> frozenset[str]:
+    """The constants a limit's implication mentions (its body's, and the growth guard's)."""
+    names: set[str] = {"reduce_only", "growth_threshold"} if item.limit.applies_to == "growth" else set()
+    pending: list[object] = [item.body]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ir.Constant):
+            names.add(node.name)
+        elif isinstance(node, ir.Node):
+            pending.extend(getattr(node, field) for field in node.__dataclass_fields__ if field != "uses_qty")
+        elif isinstance(node, tuple):
+            pending.extend(node)
+    return frozenset(names)
+
+
 _NUMERALS: dict[float, z3.ArithRef] = {}
+_REAL_SORT: list[z3.SortRef] = []
 
 
 def _numeral(number: float) -> z3.ArithRef:
@@ -346,7 +420,9 @@ def _numeral(number: float) -> z3.ArithRef:
         fraction = Fraction(text)
         text = f"{fraction.numerator}/{fraction.denominator}"
     context = z3.main_ctx()
-    numeral = z3.ArithRef(z3.Z3_mk_numeral(context.ref(), text, z3.RealSort(context).ast), context)
+    if not _REAL_SORT:
+        _REAL_SORT.append(z3.RealSort(context))
+    numeral = z3.ArithRef(z3.Z3_mk_numeral(context.ref(), text, _REAL_SORT[0].ast), context)
     if len(_NUMERALS) > 50_000:
         _NUMERALS.clear()
     _NUMERALS[number] = numeral
