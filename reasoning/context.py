@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -118,15 +118,26 @@ class DecisionContext:
     model: ModelFacts
     venue: VenueFacts
     region: str = ""  # the account's jurisdiction, ISO 3166 alpha-2
-    _hash: list[str] = field(default_factory=list, compare=False, repr=False)
+    # the cached hash; init=False, so `dataclasses.replace` gives a changed copy a fresh cache
+    _hash: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
 
     @property
     def data_age_ms(self) -> int:
         return self.now_ts - self.market.last_bar_ts
 
     def as_dict(self) -> dict[str, object]:
-        record = asdict(self)
-        record.pop("_hash")
+        """Every fact as plain JSON values (groups as objects, enums as their values)."""
+        record: dict[str, object] = {
+            "now_ts": self.now_ts,
+            "guard_state": self.guard_state.value,
+            "region": self.region,
+        }
+        for group in (self.market, self.account, self.position, self.portfolio, self.model, self.venue):
+            values = {name: getattr(group, name) for name in _FIELD_NAMES[type(group)]}
+            record[_GROUP_NAMES[type(group)]] = {
+                name: value.value if isinstance(value, StrEnum) else list(value) if isinstance(value, tuple) else value
+                for name, value in values.items()
+            }
         return record
 
     def context_hash(self) -> str:
@@ -141,10 +152,10 @@ class DecisionContext:
         missing: list[str] = []
         for group in (self.market, self.account, self.position, self.portfolio, self.model, self.venue):
             prefix = _GROUP_NAMES[type(group)]
-            for item in fields(group):
-                value = getattr(group, item.name)
+            for name in _FIELD_NAMES[type(group)]:
+                value = getattr(group, name)
                 if isinstance(value, float) and math.isnan(value):
-                    missing.append(f"{prefix}.{item.name}")
+                    missing.append(f"{prefix}.{name}")
         return missing
 
 
@@ -156,6 +167,7 @@ _GROUP_NAMES: dict[type, str] = {
     ModelFacts: "model",
     VenueFacts: "venue",
 }
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {cls: tuple(item.name for item in fields(cls)) for cls in _GROUP_NAMES}
 
 
 def context_from_dict(record: Mapping[str, Any]) -> DecisionContext:
