@@ -23,6 +23,7 @@ from core.errors import CryptoScalpError
 from core.positions import MarginMode
 from market.quality import RepairPolicy
 from reasoning.datalog.cli import datalog_app
+from reasoning.prooflog.cli import proof_app
 from trader.rules_cli import rules_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CryptoScalp: USDT-M perpetual futures scalping.")
@@ -30,6 +31,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Inspect market data.")
 app.add_typer(data_app, name="data")
 app.add_typer(datalog_app, name="datalog")
 app.add_typer(rules_app, name="rules")
+app.add_typer(proof_app, name="proof")
 
 console = Console()
 error_console = Console(stderr=True)

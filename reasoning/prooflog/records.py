@@ -1,0 +1,58 @@
+"""What one leaf of the log holds: an envelope of sequence number, kind, time and the record itself.
+
+The envelope, not the bare record, is canonicalized and hashed, so the position, kind and time of a record are
+covered by the tree and the signatures: moving a record to another row, or relabelling its kind or time in the
+database columns, is detected. Canonical JSON sorts keys, so the bytes always read
+`{"created_at":"…","kind":"…","record":{…},"seq":N}`; the verifier checks the columns against that frame without
+parsing the whole record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from reasoning.prooflog.canonical import JsonObject, canonical_json
+from reasoning.prooflog.errors import ProofLogError
+
+
+class RecordKind(StrEnum):
+    DECISION = "decision"
+    RULE_CHANGE = "rule_change"
+    KILL_SWITCH = "kill_switch"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One row of the log: `canonical` is the hashed envelope; the other fields are copies kept for queries."""
+
+    seq: int
+    kind: str
+    created_at: str
+    canonical: bytes
+    leaf_hash: bytes
+
+
+def record_kind(name: str) -> RecordKind:
+    try:
+        return RecordKind(name)
+    except ValueError:
+        known = ", ".join(kind.value for kind in RecordKind)
+        raise ProofLogError(f"unknown record kind {name!r}; expected one of {known}") from None
+
+
+def format_timestamp(unix_ns: int) -> str:
+    """UTC, microseconds, `Z` suffix: `2024-05-01T12:00:00.123456Z` (sorts as text in time order)."""
+    moment = datetime.fromtimestamp(unix_ns // 1_000_000_000, tz=UTC).replace(microsecond=unix_ns // 1000 % 1_000_000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def envelope_bytes(seq: int, kind: RecordKind, created_at: str, record: JsonObject) -> bytes:
+    return canonical_json({"created_at": created_at, "kind": kind.value, "record": record, "seq": seq})
+
+
+def envelope_frame(seq: int, kind: str, created_at: str) -> tuple[bytes, bytes]:
+    """The exact prefix and suffix of the canonical envelope of a row with these columns."""
+    prefix = canonical_json({"created_at": created_at, "kind": kind})[:-1] + b',"record":'
+    return prefix, b',"seq":' + str(seq).encode("ascii") + b"}"
