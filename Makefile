@@ -44,3 +44,4 @@ bench: install
 	$(PYTHON) bench/limits.py
 	$(PYTHON) bench/engines.py
 	$(PYTHON) bench/guard.py
+	$(PYTHON) bench/prooflog.py
