@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 
 import pytest
@@ -18,17 +17,29 @@ from reasoning.rule_tests import default_context
 BTC = "BTC/USDT:USDT"
 
 
+class FakeClock:
+    """Seconds that pass only when an engine says it took them: budget tests without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = FakeClock()
+
+
 @dataclass
 class StubEngine:
     name: str
     denials: tuple[str, ...] = ()
     max_qty: float | None = None
     error: Exception | None = None
-    sleep_s: float = 0.0
+    takes_s: float = 0.0  # how long the engine takes, on the fake clock
 
     def evaluate(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
+        CLOCK.now += self.takes_s
         if self.error is not None:
             raise self.error
         return EngineResult(self.name, self.denials, {"stub": self.name}, self.max_qty)
@@ -48,7 +59,7 @@ def buy(**changes: object) -> Intent:
 
 def guard_with(*engines: StubEngine, state: GuardState = GuardState.ACTIVE) -> Guard:
     budgets = {"datalog": 50.0, "clips": 50.0, "prolog": 50.0, "z3": 50.0}
-    return Guard(list(engines), "ruleset-hash", GuardConfig(budgets_ms=budgets), state=state)
+    return Guard(list(engines), "ruleset-hash", GuardConfig(budgets_ms=budgets), state=state, clock=CLOCK)
 
 
 def healthy_engines(max_qty: float = 0.05) -> list[StubEngine]:
@@ -97,7 +108,7 @@ def test_an_engine_that_raises_denies_with_its_own_reason_code(failing: str) -> 
 @pytest.mark.parametrize("slow", ["datalog", "clips", "prolog", "z3"])
 def test_an_engine_over_its_time_budget_denies_even_if_it_would_admit(slow: str) -> None:
     engines = healthy_engines()
-    next(e for e in engines if e.name == slow).sleep_s = 0.08  # budget 50 ms
+    next(e for e in engines if e.name == slow).takes_s = 0.051  # budget 50 ms
 
     decision = guard_with(*engines).decide(buy(), default_context(), 0.01)
 

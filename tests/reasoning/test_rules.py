@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.decision import Verdict
 from core.intent import Intent
 from core.orders import Side
+from reasoning.engine import EngineResult
 from reasoning.guard import Guard, GuardConfig
 from reasoning.rule_tests import default_context, load_cases, run_rule_tests
 from reasoning.rules import RULES_DIR, RuleSet, RuleSetError, RuleWatcher, load_ruleset
@@ -139,13 +140,15 @@ def test_each_real_engine_failing_makes_the_guard_deny(
 def test_each_real_engine_overrunning_its_budget_makes_the_guard_deny(
     ruleset: RuleSet, slow: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # time passes only on a fake clock, and only while the slow engine runs: no sleeping, no flakes
+    clock = [0.0]
     budgets = {"datalog": 30.0, "clips": 30.0, "prolog": 30.0, "z3": 30.0}
-    guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig(budgets_ms=budgets))
+    guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig(budgets_ms=budgets), clock=lambda: clock[0])
     engine = next(e for e in ruleset.engines if e.name == slow)
     original = engine.evaluate
 
-    def sluggish(*args: object) -> object:
-        time.sleep(0.05)
+    def sluggish(*args: Any) -> EngineResult:
+        clock[0] += 0.031  # 31 ms against a 30 ms budget
         return original(*args)
 
     monkeypatch.setattr(engine, "evaluate", sluggish)
