@@ -69,10 +69,7 @@ def backtest(
 ) -> None:
     """Backtest the baseline EMA 9/21 stop-and-reverse strategy on the simulated USDT-M exchange."""
     from trader.backtest import BacktestConfig, run_backtest
-    from trader.decision_log import decision_summary
-    from trader.metrics import compute_metrics
     from trader.report import print_summary, write_report
-    from trader.trades import build_trades
 
     config = _validated(
         BacktestConfig,
@@ -100,9 +97,8 @@ def backtest(
     )
     with _progress("backtest") as progress:
         result = run_backtest(config, progress)
-    metrics = compute_metrics(result, build_trades(result.fills, result.funding))
     artifacts = write_report(result, out)
-    print_summary(metrics, console, artifacts.run_dir, decision_summary(result.decisions) if config.guard else None)
+    print_summary(artifacts.metrics, console, artifacts.run_dir, artifacts.decisions if config.guard else None)
 
 
 @data_app.command("check")

@@ -76,6 +76,7 @@ class RunArtifacts:
     report_html: Path
     database: Path
     metrics: Metrics
+    decisions: dict[str, Any]  # verdict and reason counts (`decision_summary`)
 
 
 def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunArtifacts:
@@ -83,7 +84,8 @@ def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunAr
         raise ConfigError(f"run_id {result.run_id!r} cannot name a directory: use letters, digits, '.', '_' or '-'")
     trades = build_trades(result.fills, result.funding)
     metrics = compute_metrics(result, trades)
-    record = run_record(result, metrics)  # refuses a config JSON cannot hold before anything is written
+    decisions = decision_summary(result.decisions)
+    record = run_record(result, metrics, decisions)  # refuses a config JSON cannot hold before anything is written
     run_dir = out_root / result.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts = RunArtifacts(
@@ -96,6 +98,7 @@ def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunAr
         report_html=run_dir / "report.html",
         database=out_root / "runs.sqlite",
         metrics=metrics,
+        decisions=decisions,
     )
     artifacts.metrics_json.write_text(_to_json(record, indent=2) + "\n")
     _write_parquet(artifacts.trades_parquet, _TRADE_COLUMNS, [_trade_row(t) for t in trades])
@@ -103,12 +106,12 @@ def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunAr
     _write_parquet(artifacts.fills_parquet, _FILL_COLUMNS, [_fill_row(f) for f in result.fills])
     _write_parquet(artifacts.funding_parquet, _FUNDING_COLUMNS, [_funding_row(p) for p in result.funding])
     write_decisions(run_dir / DECISIONS_FILE, result.decisions, result.contexts)
-    artifacts.report_html.write_text(render_html(result, metrics, trades), encoding="utf-8")
+    artifacts.report_html.write_text(render_html(result, metrics, trades, decisions), encoding="utf-8")
     store_run(artifacts.database, result, metrics)
     return artifacts
 
 
-def run_record(result: BacktestResult, metrics: Metrics) -> Row:
+def run_record(result: BacktestResult, metrics: Metrics, decisions: dict[str, Any]) -> Row:
     """metrics.json: the numbers plus every input needed to reproduce them."""
     return {
         "run_id": result.run_id,
@@ -122,7 +125,7 @@ def run_record(result: BacktestResult, metrics: Metrics) -> Row:
         "data_files": [{"path": f.path, "sha256": f.sha256} for f in result.data_files],
         "config": _plain_json(result.config, "config"),
         "metrics": metrics,
-        "decisions": decision_summary(result.decisions),
+        "decisions": decisions,
     }
 
 
@@ -295,7 +298,7 @@ def _figure(traces: list[Any], title: str, y_title: str, y_format: str = "", ove
     return figure
 
 
-def _charts(result: BacktestResult, trades: Sequence[Trade]) -> list[go.Figure]:
+def _charts(result: BacktestResult, trades: Sequence[Trade], summary: dict[str, Any]) -> list[go.Figure]:
     drawdown = -drawdown_curve(result.equity)
     pnl_by_symbol = {symbol: 0.0 for symbol in result.symbols}
     for trade in trades:
@@ -309,7 +312,6 @@ def _charts(result: BacktestResult, trades: Sequence[Trade]) -> list[go.Figure]:
         y=list(pnl_by_symbol.values()),
         marker_color=["#2e7d32" if pnl >= 0 else "#c62828" for pnl in pnl_by_symbol.values()],
     )
-    summary = decision_summary(result.decisions)
     reasons = go.Bar(x=list(summary["by_reason"]), y=list(summary["by_reason"].values()), marker_color="#c62828")
     verdicts = go.Bar(
         x=["admitted", "reduced", "denied"],
@@ -356,9 +358,8 @@ def _metrics_table(metrics: Metrics) -> str:
     return f'<table class="metrics">{"".join(rows)}</table>'
 
 
-def _decisions_table(result: BacktestResult) -> str:
+def _decisions_table(summary: dict[str, Any]) -> str:
     """Verdict counts, then how often each layer and reason code was given."""
-    summary = decision_summary(result.decisions)
     rows = [
         f"<tr><td>{label}</td><td>{summary[key]}</td></tr>"
         for label, key in (
@@ -379,11 +380,11 @@ def _decisions_table(result: BacktestResult) -> str:
     return f'<h2>Guard decisions</h2><p>rule sets: {hashes}</p><table class="metrics">{"".join(rows)}</table>'
 
 
-def render_html(result: BacktestResult, metrics: Metrics, trades: Sequence[Trade]) -> str:
+def render_html(result: BacktestResult, metrics: Metrics, trades: Sequence[Trade], decisions: dict[str, Any]) -> str:
     """One self-contained page: plotly.js is inlined with the first chart and reused by the rest."""
     charts = [
         figure.to_html(full_html=False, include_plotlyjs=index == 0)
-        for index, figure in enumerate(_charts(result, trades))
+        for index, figure in enumerate(_charts(result, trades, decisions))
     ]
     title = f"CryptoScalp run {result.run_id}"
     facts = (
@@ -393,7 +394,7 @@ def render_html(result: BacktestResult, metrics: Metrics, trades: Sequence[Trade
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body>{_banner(result)}<h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(facts)}</p>{_metrics_table(metrics)}{_decisions_table(result)}{''.join(charts)}</body></html>"
+        f"<p>{html.escape(facts)}</p>{_metrics_table(metrics)}{_decisions_table(decisions)}{''.join(charts)}</body></html>"
     )
 
 
