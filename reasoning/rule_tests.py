@@ -156,13 +156,14 @@ def run_rule_tests(ruleset: RuleSet, cases: list[RuleCase]) -> RuleTestReport:
 
 
 def reason_codes(ruleset: RuleSet) -> list[str]:
-    """Every reason code the rule files can produce (limits: `layer.name` of each limit)."""
+    """Every reason code the rule files can produce: as the engines declare them (Datalog: the
+    `deny` heads; limits: `layer.name` of each limit), else as written in the file."""
     codes: set[str] = set()
     for engine in ruleset.engines:
         declared = getattr(engine, "reason_codes", None)
         if callable(declared):
             codes.update(declared())
-    for key in ("datalog", "clips", "prolog"):
+    for key in ("clips", "prolog"):  # the Datalog and Z3 engines list their own
         text = (ruleset.directory / RULE_FILES[key]).read_text(encoding="utf-8")
         codes.update(_REASON_CODE.findall(text))
     return sorted(codes)

@@ -9,17 +9,11 @@ from typing import Any
 from core.intent import Intent
 from core.orders import OrderType, Side
 from reasoning.context import (
-    AccountFacts,
     DecisionContext,
-    GuardState,
-    MarketFacts,
     MarketRegime,
-    ModelFacts,
     PortfolioFacts,
-    PositionFacts,
-    VenueFacts,
-    VolatilityRegime,
 )
+from reasoning.rule_tests import default_context
 
 LIMITS_FILE = Path(__file__).resolve().parents[3] / "rules" / "limits.toml"
 BTC = "BTC/USDT:USDT"
@@ -38,46 +32,38 @@ def make_context(
     now_ts: int = NOW,
 ) -> DecisionContext:
     """BTC at 50,000 with ATR 100, 10,000 USDT equity, flat, nothing near any limit."""
-    base_market = MarketFacts(
+    calm = default_context()  # `rules test`'s calm default, with this file's numbers
+    base_market = replace(
+        calm.market,
         symbol=symbol,
         mark_price=50_000.0,
         last_bar_ts=NOW - 1_000,
         atr=100.0,
         volatility=0.002,
-        volatility_regime=VolatilityRegime.NORMAL,
         regime=MarketRegime.RANGING,
         spread_bps=1.0,
-        spread_widening=False,
-        breakout_confirmed=False,
-        price_change_pct=0.001,
-        funding_rate=0.0001,
     )
-    base_account = AccountFacts(
-        equity=10_000.0,
-        wallet_balance=10_000.0,
+    base_account = replace(
+        calm.account,
         available_balance=10_000.0,
         used_margin=0.0,
         daily_pnl=0.0,
         drawdown=0.0,
-        consecutive_losses=0,
         open_orders=0,
-        orders_last_second=0,
         orders_today=10,
         trades_today=5,
     )
-    base_position = PositionFacts(quantity=0.0, entry_price=0.0, leverage=10.0, liquidation_price=None)
-    base_portfolio = PortfolioFacts(gross_exposure=0.0, net_exposure=0.0, open_positions=0, max_correlation=0.0)
-    base_model = ModelFacts(model_id="m", drift_detected=False, calibration_error=0.02, is_fallback=False)
-    base_venue = VenueFacts(venue="simulated", healthy=True, error_rate=0.0, latency_ms=20.0, rate_limit_used=0.1)
-    return DecisionContext(
+    flat_book = PortfolioFacts(gross_exposure=0.0, net_exposure=0.0, open_positions=0, max_correlation=0.0)
+    return replace(
+        calm,
         now_ts=now_ts,
-        guard_state=GuardState.ACTIVE,
+        region="",
         market=replace(base_market, **(market or {})),
         account=replace(base_account, **(account or {})),
-        position=replace(base_position, **(position or {})),
-        portfolio=replace(base_portfolio, **(portfolio or {})),
-        model=replace(base_model, **(model or {})),
-        venue=replace(base_venue, **(venue or {})),
+        position=replace(calm.position, **({"leverage": 10.0} | (position or {}))),
+        portfolio=replace(flat_book, **(portfolio or {})),
+        model=replace(calm.model, **({"model_id": "m", "calibration_error": 0.02} | (model or {}))),
+        venue=replace(calm.venue, **({"rate_limit_used": 0.1} | (venue or {}))),
     )
 
 
