@@ -5,8 +5,12 @@ position, account and intent changed at random (seeded), so the engines take the
 admit, reduce and deny paths in about the proportions a trading day gives them. Each
 process runs its own guard (the engines are per process: CLIPS environments per
 thread, one Prolog worker per process); the 2-core figure runs two processes at once.
-Latency is measured with the cyclic GC paused, as the trading loop runs the guard, and
-with it running.
+
+The guard runs as the trading loop runs it: the Z3 limits isolated in a child process
+(`load_ruleset(isolate_limits=True)`), working on the other core while Datalog, CLIPS
+and Prolog run. The same decisions with Z3 in process are the baseline, measured in
+the same run. Latency is measured with the cyclic GC paused, as the trading loop runs
+the guard, and with it running.
 
 Run: `python bench/guard.py` (part of `make bench`).
 """
@@ -30,7 +34,7 @@ from core.orders import OrderType, Side
 from reasoning.context import DecisionContext, MarketRegime, VolatilityRegime
 from reasoning.guard import Guard, GuardConfig
 from reasoning.rule_tests import default_context
-from reasoning.rules import load_ruleset
+from reasoning.rules import RuleSet, load_ruleset
 
 DECISIONS = 3_000
 WARMUP = 200
@@ -92,18 +96,19 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def latency(gc_paused: bool) -> dict[str, Any]:
+def latency(gc_paused: bool, isolated: bool = True) -> dict[str, Any]:
     """Per-decision latency; with the cyclic GC paused as the trading loop runs the guard, or running."""
+    ruleset = load_ruleset(isolate_limits=isolated)
     if gc_paused:
         gc.disable()
     try:
-        return _latency()
+        return {"z3_isolated": isolated, **_latency(ruleset)}
     finally:
         gc.enable()
+        ruleset.close()
 
 
-def _latency() -> dict[str, Any]:
-    ruleset = load_ruleset()
+def _latency(ruleset: RuleSet) -> dict[str, Any]:
     guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig())
     rng = random.Random(7)
     scenarios = [scenario(rng, n) for n in range(DECISIONS + WARMUP)]
@@ -129,8 +134,8 @@ def _latency() -> dict[str, Any]:
     }
 
 
-def _throughput_worker(seed: int) -> int:
-    ruleset = load_ruleset()
+def _throughput_worker(seed: int, isolated: bool) -> int:
+    ruleset = load_ruleset(isolate_limits=isolated)
     guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig())
     rng = random.Random(seed)
     scenarios = [scenario(rng, n) for n in range(500)]
@@ -140,13 +145,30 @@ def _throughput_worker(seed: int) -> int:
         intent, context, quantity = scenarios[done % len(scenarios)]
         guard.decide(replace(intent, ts=intent.ts + done), context, quantity)
         done += 1
+    ruleset.close()
     return done
 
 
-def throughput(processes: int) -> dict[str, Any]:
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        counts = pool.map(_throughput_worker, range(processes))
-    return {"processes": processes, "decisions_per_second": round(sum(counts) / THROUGHPUT_SECONDS)}
+def _report_throughput(seed: int, isolated: bool, results: Any) -> None:
+    results.put(_throughput_worker(seed, isolated))
+
+
+def throughput(processes: int, isolated: bool) -> dict[str, Any]:
+    """Decisions per second of `processes` guards at once (each isolated guard has its own Z3 child)."""
+    context = multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    # plain processes, not a Pool: a Pool's workers are daemons, which may not start the Z3 child
+    workers = [context.Process(target=_report_throughput, args=(seed, isolated, results)) for seed in range(processes)]
+    for worker in workers:
+        worker.start()
+    counts = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return {
+        "processes": processes,
+        "z3_isolated": isolated,
+        "decisions_per_second": round(sum(counts) / THROUGHPUT_SECONDS),
+    }
 
 
 def main() -> None:
@@ -156,8 +178,10 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "latency_gc_paused": latency(gc_paused=True),
         "latency_gc_running": latency(gc_paused=False),
-        "throughput_1_process": throughput(1),
-        "throughput_2_processes": throughput(2),
+        "baseline_z3_in_process_gc_paused": latency(gc_paused=True, isolated=False),
+        "throughput_1_process": throughput(1, isolated=True),
+        "throughput_2_processes": throughput(2, isolated=True),
+        "throughput_2_processes_z3_in_process": throughput(2, isolated=False),
     }
     report["bench_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))

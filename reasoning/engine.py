@@ -13,9 +13,10 @@ fail-closed answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from core.errors import CryptoScalpError
 from core.intent import Intent
@@ -54,6 +55,31 @@ class Engine(Protocol):
     def evaluate(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
         """Judge `intent` for an order of `quantity` (base units, > 0) in `context`."""
         ...
+
+
+class PendingResult(Protocol):
+    def result(self, timeout_s: float) -> EngineResult:
+        """Wait at most `timeout_s` for the answer; raises like `evaluate` (EngineTimeout when late)."""
+        ...
+
+
+@runtime_checkable
+class ConcurrentEngine(Protocol):
+    """An engine that can work while the caller does something else (the Z3 limits engine, isolated
+    in its own process): the guard starts it first and collects its answer last."""
+
+    name: str
+
+    def submit(self, intent: Intent, context: DecisionContext, quantity: float) -> PendingResult: ...
+
+
+def close_engines(engines: Iterable[object]) -> None:
+    """Release what engines hold outside this process (an isolated Z3 child); engines without a
+    `close` hold nothing."""
+    for engine in engines:
+        close = getattr(engine, "close", None)
+        if callable(close):
+            close()
 
 
 def layer_of(reason: str) -> str:

@@ -18,8 +18,12 @@ It fails closed. The guard denies, with its own reason code, when
 * an engine raises (`GUARD.engine_error.<engine>`) or overruns its time budget
   (`GUARD.timeout.<engine>`): Python engines cannot be interrupted, so an overrun is
   detected when the engine returns and its answer discarded; the Prolog worker and the
-  Z3 solver enforce their own timeouts and raise;
+  Z3 solver enforce their own timeouts and raise (an isolated Z3 child that misses its
+  budget is killed and restarted);
 * no engine proved a maximum quantity (`GUARD.no_proven_max_qty`).
+
+Engines that can run concurrently (`ConcurrentEngine`: the Z3 limits in their own
+process) are started first and collected last, so their work overlaps the others'.
 
 Risk-reducing intents (reduce-only, or an opposite-side order no larger than the
 position) pass the state and growth checks; the engines' rules exempt them from the
@@ -37,7 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 from core.decision import Decision, Verdict
 from core.intent import Intent
 from reasoning.context import DecisionContext, GuardState
-from reasoning.engine import Engine, EngineResult, EngineTimeout
+from reasoning.engine import ConcurrentEngine, Engine, EngineResult, EngineTimeout, PendingResult, close_engines
 
 KILL_SWITCH = "L4.kill_switch"
 REDUCING_ONLY = "L4.reducing_only"
@@ -77,7 +81,6 @@ class GuardConfig:
     max_data_age_ms: int = 180_000
 
 
-
 def is_risk_reducing(intent: Intent, position_qty: float, quantity: float) -> bool:
     """Reduce-only, or an order against the position that at most closes it."""
     if intent.reduce_only:
@@ -97,6 +100,7 @@ class Guard:
     ) -> None:
         self.engines = tuple(engines)
         self.ruleset_hash = ruleset_hash
+        self._concurrent = _concurrent_names(self.engines)
         self.config = config or GuardConfig()
         self._state = state
         self._state_reason = "start"
@@ -122,10 +126,17 @@ class Guard:
         with self._lock:
             self.engines = tuple(engines)
             self.ruleset_hash = ruleset_hash
+            self._concurrent = _concurrent_names(self.engines)
+
+    def close(self) -> None:
+        """Release what the engines hold outside this process (an isolated Z3 child)."""
+        with self._lock:
+            engines = self.engines
+        close_engines(engines)
 
     def decide(self, intent: Intent, context: DecisionContext, quantity: float) -> Decision:
         with self._lock:
-            engines, ruleset_hash, state = self.engines, self.ruleset_hash, self._state
+            engines, ruleset_hash, state, concurrent = self.engines, self.ruleset_hash, self._state, self._concurrent
         reducing = is_risk_reducing(intent, context.position.quantity, quantity)
         guard_proof: dict[str, Any] = {
             "state": state.value,
@@ -152,8 +163,22 @@ class Guard:
         failures: list[str] = []
         timings: dict[str, float] = {}
         errors: dict[str, str] = {}
+        # concurrent engines work (on the other core) while the rest run here; answers keep engine order
+        started = {
+            engine.name: self._start(engine, intent, context, quantity)
+            for engine in engines
+            if engine.name in concurrent and isinstance(engine, ConcurrentEngine)
+        }
+        outcomes = {
+            engine.name: self._run(engine, intent, context, quantity)
+            for engine in engines
+            if engine.name not in started
+        }
         for engine in engines:
-            outcome, timings[engine.name], error = self._run(engine, intent, context, quantity)
+            if engine.name in started:
+                outcomes[engine.name] = self._finish(engine, *started[engine.name])
+        for engine in engines:
+            outcome, timings[engine.name], error = outcomes[engine.name]
             if error:
                 errors[engine.name] = error
             if isinstance(outcome, str):
@@ -196,24 +221,65 @@ class Guard:
                 denials.add(engine_error(prover.name))
         return tuple(sorted(denials))
 
+    def _budget_ms(self, engine: Engine) -> float:
+        return self.config.budgets_ms.get(engine.name, min(self.config.budgets_ms.values(), default=1.0))
+
     def _run(
         self, engine: Engine, intent: Intent, context: DecisionContext, quantity: float
     ) -> tuple[EngineResult | str, float, str]:
         """The engine's result or the reason code of its failure, how long it took (ms), and any error."""
-        budget_ms = self.config.budgets_ms.get(engine.name, min(self.config.budgets_ms.values(), default=1.0))
         started = self._clock()
         outcome: EngineResult | str
         error = ""
         try:
             outcome = engine.evaluate(intent, context, quantity)
-        except (TimeoutError, EngineTimeout) as exc:
-            outcome, error = engine_timeout(engine.name), f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # fail closed on any engine fault; the reason code names the engine
-            outcome, error = engine_error(engine.name), f"{type(exc).__name__}: {exc}"
+            outcome, error = self._failure(engine, exc)
+        return self._timed(engine, started, outcome, error)
+
+    def _start(
+        self, engine: ConcurrentEngine, intent: Intent, context: DecisionContext, quantity: float
+    ) -> tuple[float, PendingResult | str, str]:
+        started = self._clock()
+        try:
+            return started, engine.submit(intent, context, quantity), ""
+        except Exception as exc:
+            return (started, *self._failure(engine, exc))
+
+    def _finish(
+        self, engine: Engine, started: float, pending: PendingResult | str, error: str
+    ) -> tuple[EngineResult | str, float, str]:
+        outcome: EngineResult | str = pending if isinstance(pending, str) else ""
+        if not isinstance(pending, str):
+            remaining_s = max(self._budget_ms(engine) / 1000.0 - (self._clock() - started), 0.0)
+            try:
+                outcome = pending.result(remaining_s)
+            except Exception as exc:
+                outcome, error = self._failure(engine, exc)
+        return self._timed(engine, started, outcome, error)
+
+    @staticmethod
+    def _failure(engine: Engine | ConcurrentEngine, exc: Exception) -> tuple[str, str]:
+        timed_out = isinstance(exc, (TimeoutError, EngineTimeout))
+        code = engine_timeout(engine.name) if timed_out else engine_error(engine.name)
+        return code, f"{type(exc).__name__}: {exc}"
+
+    def _timed(
+        self, engine: Engine, started: float, outcome: EngineResult | str, error: str
+    ) -> tuple[EngineResult | str, float, str]:
+        budget_ms = self._budget_ms(engine)
         elapsed_ms = (self._clock() - started) * 1000.0
         if elapsed_ms > budget_ms and not isinstance(outcome, str):
             outcome, error = engine_timeout(engine.name), f"took {elapsed_ms:.3f} ms, budget {budget_ms} ms"
         return outcome, round(elapsed_ms, 4), error
+
+
+def _concurrent_names(engines: Sequence[Engine]) -> frozenset[str]:
+    """Engines that can work while others run: an isolated limits engine (in process, submitting
+    first would only reorder the work)."""
+    return frozenset(
+        engine.name for engine in engines if isinstance(engine, ConcurrentEngine) and getattr(engine, "isolated", False)
+    )
 
 
 @dataclass(frozen=True, slots=True)

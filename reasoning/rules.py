@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CryptoScalpError
-from reasoning.engine import Engine
+from reasoning.engine import Engine, close_engines
 from reasoning.guard import Guard
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
@@ -34,6 +34,11 @@ class RuleSet:
     engines: tuple[Engine, ...]
     file_hashes: dict[str, str]  # file name → SHA-256 of its bytes
     ruleset_hash: str
+    isolate_limits: bool = False
+
+    def close(self) -> None:
+        """Release what the engines hold outside this process (an isolated Z3 child)."""
+        close_engines(self.engines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +65,10 @@ def combined_hash(hashes: dict[str, str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def load_ruleset(directory: Path = RULES_DIR) -> RuleSet:
-    """Validate and compile every rule file; raises `RuleSetError` naming the first bad one."""
+def load_ruleset(directory: Path = RULES_DIR, *, isolate_limits: bool = False) -> RuleSet:
+    """Validate and compile every rule file; raises `RuleSetError` naming the first bad one.
+    `isolate_limits` runs the Z3 limits in a child process beside the other engines (the trading
+    loop's setting; `RuleSet.close` stops it)."""
     from reasoning.expert import ClipsEngine
     from reasoning.limits import LimitsEngine
     from reasoning.policy import PolicyEngine
@@ -73,11 +80,11 @@ def load_ruleset(directory: Path = RULES_DIR) -> RuleSet:
             PolicyEngine(directory / RULE_FILES["datalog"]),
             ClipsEngine(directory / RULE_FILES["clips"]),
             PrologEngine(directory / RULE_FILES["prolog"]),
-            LimitsEngine(directory / RULE_FILES["z3"]),
+            LimitsEngine(directory / RULE_FILES["z3"], isolated=isolate_limits),
         )
     except CryptoScalpError as exc:
         raise RuleSetError(str(exc)) from exc
-    return RuleSet(directory, engines, hashes, combined_hash(hashes))
+    return RuleSet(directory, engines, hashes, combined_hash(hashes), isolate_limits)
 
 
 class RuleWatcher:
@@ -99,11 +106,12 @@ class RuleWatcher:
         changed = tuple(sorted(name for name in hashes if hashes[name] != self._seen.get(name)))
         self._seen = hashes
         try:
-            candidate = load_ruleset(directory)
+            candidate = load_ruleset(directory, isolate_limits=self.active.isolate_limits)
         except RuleSetError as exc:
             return self._refuse(hashes, str(exc), changed)
-        self.active = candidate
+        previous, self.active = self.active, candidate
         self.guard.replace_engines(candidate.engines, candidate.ruleset_hash)
+        previous.close()
         return RuleChange(True, candidate.ruleset_hash, candidate.ruleset_hash, changed)
 
     def _refuse(self, hashes: dict[str, str], error: str, changed: tuple[str, ...] = ()) -> RuleChange:

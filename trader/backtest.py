@@ -148,7 +148,11 @@ def _run_backtest(config: BacktestConfig, progress: ProgressFactory | None) -> B
     loop = build_loop(config, grid, instruments)
     exchange = loop.exchange
     started = datetime.now(UTC)
-    record = loop.run(progress(grid.length) if progress else None)
+    try:
+        record = loop.run(progress(grid.length) if progress else None)
+    finally:
+        if isinstance(loop.gate, GuardGate):
+            loop.gate.guard.close()  # stops the Z3 child
     curve = loop.equity_curve()
     run_config = config.to_record() | {
         "funding_sources": {s: grid.funding[i].source for i, s in enumerate(grid.symbols)},
@@ -200,7 +204,7 @@ def build_loop(config: BacktestConfig, grid: MarketGrid, instruments: dict[str, 
     exchange_rules = ExchangeRulesGate(instruments)
     gate: PreTradeGate = exchange_rules
     if config.guard:
-        ruleset = load_ruleset(config.rules)
+        ruleset = load_ruleset(config.rules, isolate_limits=True)  # as live runs it: Z3 on the other core
         guard = Guard(ruleset.engines, ruleset.ruleset_hash, GuardConfig())
         indicators = compute_indicators(grid, [instruments[symbol].tick_size for symbol in grid.symbols])
         builder = ContextBuilder(grid, exchange, indicators, region=config.region)

@@ -38,23 +38,25 @@ from reasoning.limits.compiler import CompiledLimit, CompiledRuleSet, compile_ru
 from reasoning.limits.errors import LimitsSolverError
 from reasoning.limits.parser import RuleSet, load_ruleset
 from reasoning.limits.vocabulary import decision_constants
+from reasoning.limits.worker import Pending, SolverProcess
 
 # Z3's `timeout` starts a timer thread on every check (≈ 120 µs here, more than the check itself), so the
 # per-check budget is a resource limit instead: deterministic, and exhausting it answers `unknown`, which
 # fails closed. A typical decision's check uses a few thousand units.
 DEFAULT_RLIMIT = 2_000_000
+DEFAULT_WAIT_S = 10.0  # how long a direct caller waits for an isolated solver (the guard passes its budget)
 _EVERYWHERE = [(0.0, INF)]
 _ABOVE_SLACK = 1e-9  # relative: the maximality proof is "nothing above max_qty·(1 + 1e-9) + 1e-12"
 
 
 @dataclass(frozen=True, slots=True)
-class _Budget:
+class SolverBudget:
     rlimit: int  # Z3 resource units per check
     timeout_ms: int | None  # wall-clock cap per check as well (costs a timer thread per check)
 
 
 @dataclass(frozen=True, slots=True)
-class _Verdict:
+class Verdict:
     admissible: bool | None  # at the requested qty; None when not asked
     max_qty: float | None
     upper_bound: float | None
@@ -65,18 +67,38 @@ class _Verdict:
 
 class LimitsEngine:
     """The guard's Z3 engine (name "z3"). `load` validates and compiles a rules file; on a bad file it
-    raises `LimitsFileError` (`file:line:col: message`) and keeps the rule set it had."""
+    raises `LimitsFileError` (`file:line:col: message`) and keeps the rule set it had.
+
+    `isolated=True` runs the solver in a child process (`worker.py`): `submit` returns at once and the
+    caller does other work while Z3 runs on the other core; `close` stops the child."""
 
     name = "z3"
 
     def __init__(
-        self, path: str | Path | None = None, *, rlimit: int = DEFAULT_RLIMIT, timeout_ms: int | None = None
+        self,
+        path: str | Path | None = None,
+        *,
+        rlimit: int = DEFAULT_RLIMIT,
+        timeout_ms: int | None = None,
+        isolated: bool = False,
     ) -> None:
-        self._budget = _Budget(rlimit, timeout_ms)
+        self._budget = SolverBudget(rlimit, timeout_ms)
         self._lock = threading.Lock()
-        self._state: _SolverState | None = None
+        self._state: SolverState | None = None  # in-process solver (None when isolated)
+        self._ruleset: RuleSet | None = None
+        self._limit_values: dict[str, dict[str, float]] = {}
+        self._process = SolverProcess(rlimit, timeout_ms) if isolated else None
         if path is not None:
             self.load(path)
+
+    @property
+    def isolated(self) -> bool:
+        return self._process is not None
+
+    @property
+    def worker(self) -> SolverProcess | None:
+        """The child process's handle when isolated (tests kill it to show the guard fails closed)."""
+        return self._process
 
     def load(self, path: str | Path, weakened: frozenset[str] = frozenset()) -> RuleSet:
         """Read, check and compile `path`; only then replace the active rule set. `weakened` is the
@@ -86,13 +108,24 @@ class LimitsEngine:
         return ruleset
 
     def install(self, ruleset: RuleSet, weakened: frozenset[str] = frozenset()) -> None:
-        state = _SolverState(compile_ruleset(ruleset, weakened), self._budget)
         with self._lock:
-            self._state = state
+            if self._process is not None:
+                self._process.install(ruleset, weakened)  # raises, keeping the old set, if refused
+                state = None
+            else:
+                state = SolverState(compile_ruleset(ruleset, weakened), self._budget)
+            self._state, self._ruleset, self._limit_values = state, ruleset, {}
+
+    def close(self) -> None:
+        """Stop the solver child, if any (an in-process engine has nothing to release)."""
+        if self._process is not None:
+            self._process.close()
 
     @property
     def ruleset(self) -> RuleSet:
-        return self._active().compiled.ruleset
+        if self._ruleset is None:
+            raise LimitsSolverError("limits engine: no rule set loaded")
+        return self._ruleset
 
     @property
     def ruleset_hash(self) -> str:
@@ -105,31 +138,75 @@ class LimitsEngine:
 
     def evaluate(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
         """Judge an order of `quantity` and find the largest admissible quantity."""
-        return self._judge(intent, context, quantity, search_max=True)
+        return self.submit(intent, context, quantity).result()
 
     def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
         """Re-prove a sized order before it leaves: exactly `quantity` must be admissible, else it is denied
         with the limits it breaks at that quantity. No `max_qty` search."""
-        return self._judge(intent, context, quantity, search_max=False)
+        return self.submit(intent, context, quantity, search_max=False).result()
 
-    def _active(self) -> _SolverState:
-        if self._state is None:
-            raise LimitsSolverError("limits engine: no rule set loaded")
-        return self._state
-
-    def _judge(self, intent: Intent, context: DecisionContext, quantity: float, *, search_max: bool) -> EngineResult:
+    def submit(
+        self, intent: Intent, context: DecisionContext, quantity: float, *, search_max: bool = True
+    ) -> LimitsPending:
+        """Start judging; the answer is `result()` of what this returns. In process the work is done here;
+        isolated, it runs in the child while the caller goes on."""
         if not quantity > 0:
             raise ValueError(f"limits engine: quantity must be > 0, got {quantity}")
-        state = self._active()
-        env = decision_constants(intent, context)
-        env.update(state.limit_values(intent.symbol))
         with self._lock:
-            verdict, checks = state.decide(env, quantity, search_max)
+            ruleset = self.ruleset
+            env = decision_constants(intent, context)
+            env.update(self._values_for(ruleset, intent.symbol))
+            if self._process is not None:
+                remote = self._process.submit(env, quantity, search_max)
+                return LimitsPending(ruleset.sha256, intent.symbol, quantity, env, remote=remote)
+            if self._state is None:
+                raise LimitsSolverError("limits engine: no rule set loaded")
+            finished = self._state.decide(env, quantity, search_max)
+        return LimitsPending(ruleset.sha256, intent.symbol, quantity, env, finished=finished)
+
+    def _values_for(self, ruleset: RuleSet, symbol: str) -> dict[str, float]:
+        values = self._limit_values.get(symbol)
+        if values is None:
+            values = {limit.name: limit.value_for(symbol) for limit in ruleset.limits}
+            self._limit_values[symbol] = values
+        return values
+
+
+class LimitsPending:
+    """A judgement under way: `result()` waits for it (isolated) and writes its proof."""
+
+    __slots__ = ("_env", "_finished", "_quantity", "_remote", "_ruleset_hash", "_symbol")
+
+    def __init__(
+        self,
+        ruleset_hash: str,
+        symbol: str,
+        quantity: float,
+        env: dict[str, float],
+        *,
+        finished: tuple[Verdict, list[JSON]] | None = None,
+        remote: Pending | None = None,
+    ) -> None:
+        self._ruleset_hash = ruleset_hash
+        self._symbol = symbol
+        self._quantity = quantity
+        self._env = env
+        self._finished = finished
+        self._remote = remote
+
+    def result(self, timeout_s: float = DEFAULT_WAIT_S) -> EngineResult:
+        if self._finished is not None:
+            verdict, checks = self._finished
+        elif self._remote is not None:
+            verdict, checks = self._remote.result(timeout_s)
+        else:
+            raise LimitsSolverError("limits engine: a judgement with neither an answer nor a worker")
+        quantity = self._quantity
         proof: JSON = {
-            "ruleset_hash": state.compiled.ruleset.sha256,
-            "symbol": intent.symbol,
+            "ruleset_hash": self._ruleset_hash,
+            "symbol": self._symbol,
             "qty": quantity,
-            "constants": env,
+            "constants": self._env,
             "checks": checks,
             "result": "sat" if verdict.admissible else "unsat",
             "unsat_core": list(verdict.denials or verdict.core_at_qty),
@@ -138,7 +215,7 @@ class LimitsEngine:
             "binding": list(verdict.binding),
         }
         return EngineResult(
-            engine=self.name,
+            engine=LimitsEngine.name,
             denials=verdict.denials,
             proof=proof,
             max_qty=verdict.max_qty,
@@ -146,7 +223,7 @@ class LimitsEngine:
         )
 
 
-def _notes(verdict: _Verdict, quantity: float) -> tuple[str, ...]:
+def _notes(verdict: Verdict, quantity: float) -> tuple[str, ...]:
     if verdict.denials:
         return (f"no admissible quantity: {', '.join(verdict.denials)}",)
     if verdict.admissible:
@@ -154,10 +231,10 @@ def _notes(verdict: _Verdict, quantity: float) -> tuple[str, ...]:
     return (f"qty {quantity:g} exceeds max admissible qty {verdict.max_qty}, bound by {', '.join(verdict.binding)}",)
 
 
-class _SolverState:
+class SolverState:
     """A compiled rule set with its solver, probe literals and substitution arrays."""
 
-    def __init__(self, compiled: CompiledRuleSet, budget: _Budget) -> None:
+    def __init__(self, compiled: CompiledRuleSet, budget: SolverBudget) -> None:
         self.compiled = compiled
         self.solver = z3.Solver()
         self.solver.set("rlimit", budget.rlimit)
@@ -166,7 +243,9 @@ class _SolverState:
         self.tracks = [item.track for item in compiled.limits]
         self.codes = {item.track.get_id(): item.limit.reason_code for item in compiled.limits}
         self.names = list(compiled.constants)
-        self._everything = _Instance(compiled.conjunction, self.names, compiled.constants)
+        self._everything = _Instance(compiled.conjunction, self.names, compiled.constants, compiled.qty, self.tracks)
+        self._ground: z3.BoolRef | None = None  # the asserted instance with this decision's numerals in
+        self._ground_instance: _Instance | None = None
         # per limit `track_i ⇒ (guard ⇒ body_i)` and the constants it mentions: `evaluate` asserts only the
         # limits it assumes (a conjunct whose track is never assumed is satisfied by track_i = false, so it
         # changes no answer and no core), which spares the numerals and Z3 work of the others
@@ -182,20 +261,12 @@ class _SolverState:
         self._assumptions: list[z3.BoolRef] = []
         self._selected: list[int] = []  # indices of the limits in `_assumptions` (bound search)
         self._blocking: list[CompiledLimit] = []  # limits that alone admit no qty > 0 (bound search)
-        self._limit_values: dict[str, dict[str, float]] = {}
         self._searches = [
             (index, item, item.limit.applies_to == "growth", interval_function(item.body))
             for index, item in enumerate(compiled.limits)
         ]
 
-    def limit_values(self, symbol: str) -> dict[str, float]:
-        if symbol not in self._limit_values:
-            self._limit_values[symbol] = {
-                item.limit.name: item.limit.value_for(symbol) for item in self.compiled.limits
-            }
-        return self._limit_values[symbol]
-
-    def decide(self, env: dict[str, float], quantity: float, search_max: bool) -> tuple[_Verdict, list[JSON]]:
+    def decide(self, env: dict[str, float], quantity: float, search_max: bool) -> tuple[Verdict, list[JSON]]:
         checks: list[JSON] = []
         if not search_max:
             self.solver.push()
@@ -216,11 +287,11 @@ class _SolverState:
         finally:
             self.solver.pop()
 
-    def _decide_exact(self, quantity: float, checks: list[JSON]) -> _Verdict:
+    def _decide_exact(self, quantity: float, checks: list[JSON]) -> Verdict:
         admissible, core = self._check("at", "==", quantity, checks)
-        return _Verdict(admissible, None, None, () if admissible else core, (), core)
+        return Verdict(admissible, None, None, () if admissible else core, (), core)
 
-    def _decide_with_max(self, env: dict[str, float], quantity: float, supremum: float, checks: list[JSON]) -> _Verdict:
+    def _decide_with_max(self, env: dict[str, float], quantity: float, supremum: float, checks: list[JSON]) -> Verdict:
         if supremum <= 0:
             positive, core = self._check("positive", ">", 0.0, checks)
             if positive:
@@ -233,27 +304,27 @@ class _SolverState:
                     alone, _ = self._check("positive", ">", 0.0, checks, only=item.track)
                     if not alone:
                         denials.add(item.limit.reason_code)
-            return _Verdict(False, 0.0, 0.0, tuple(sorted(denials)), (), core)
+            return Verdict(False, 0.0, 0.0, tuple(sorted(denials)), (), core)
         if supremum == INF:
             admissible, core = self._check("at", "==", quantity, checks)
-            return _Verdict(admissible, None, None, (), (), core)
+            return Verdict(admissible, None, None, (), (), core)
         candidate = self._confirmed_candidate(env, supremum, checks)
         upper = supremum + abs(supremum) * _ABOVE_SLACK + 1e-12
         above, binding = self._check("above", ">", upper, checks)
         if above:
             raise LimitsSolverError(f"limits engine: Z3 admits a qty above the bound {upper}")
         if quantity > upper:
-            return _Verdict(False, candidate, upper, (), binding, binding)
+            return Verdict(False, candidate, upper, (), binding, binding)
         if quantity == candidate:
-            return _Verdict(True, candidate, upper, (), binding, ())
+            return Verdict(True, candidate, upper, (), binding, ())
         if quantity < candidate and self._python_admits(env, quantity):
             # Z3 proved the maximum; the order actually sent is proven on its own (`prove_order`)
-            return _Verdict(True, candidate, upper, (), binding, ())
+            return Verdict(True, candidate, upper, (), binding, ())
         admissible, core = self._check("at", "==", quantity, checks)
         if admissible or quantity > candidate:
-            return _Verdict(admissible, candidate, upper, (), binding, core)
+            return Verdict(admissible, candidate, upper, (), binding, core)
         # a hole below max_qty: the requested qty itself breaks the limits in `core`
-        return _Verdict(False, candidate, upper, core, binding, core)
+        return Verdict(False, candidate, upper, core, binding, core)
 
     def _supremum(self, env: dict[str, float]) -> float:
         """Sup of the admissible set by the bound search; collects, as the assumptions to check with, the
@@ -304,11 +375,13 @@ class _SolverState:
             names = [name for name in self.names if name in mentioned]
             terms = [self._implications[index] for index in selected]
             formula = z3.And(*terms) if len(terms) != 1 else terms[0]
-            instance = _Instance(formula if terms else None, names, self.compiled.constants)
+            tracks = [self.tracks[index] for index in selected]
+            instance = _Instance(formula if terms else None, names, self.compiled.constants, self._qty, tracks)
             self._instances[selected] = instance
         return instance
 
     def _assert_instance(self, env: dict[str, float], instance: _Instance) -> None:
+        self._ground_instance = instance
         if instance.formula is None:
             return
         keep = [_numeral(env[name]) for name in instance.names]
@@ -317,7 +390,27 @@ class _SolverState:
         formula = instance.formula.as_ast()
         substituted = z3.Z3_substitute(context.ref(), formula, len(keep), instance.sources, targets)
         # no z3.simplify here: Z3's own preprocessing folds the numerals, and simplifying first measured slower
-        self._assert(z3.BoolRef(substituted, context))
+        self._ground = z3.BoolRef(substituted, context)
+        self._assert(self._ground)
+
+    def _holds_at(self, qty: float) -> bool | None:
+        """Whether the asserted limits, every one assumed, hold at exactly `qty`: `qty` and the assumption
+        literals substituted into the ground instance and reduced by Z3's rewriter, in exact rationals.
+        The assignment is its own certificate (a model), so a `sat` needs no search. None when the
+        rewriter cannot reduce it to true or false (e.g. a division by zero): ask the solver then."""
+        instance = self._ground_instance
+        if instance is None or instance.formula is None or self._ground is None:
+            return True
+        context = self.solver.ctx
+        reference = context.ref()
+        values = (z3.Ast * instance.tracked)(_numeral(qty).as_ast(), *instance.truths)
+        substituted = z3.Z3_substitute(reference, self._ground.as_ast(), instance.tracked, instance.probes, values)
+        reduced = z3.Z3_simplify(reference, substituted)
+        if z3.Z3_is_eq_ast(reference, reduced, instance.true):
+            return True
+        if z3.Z3_is_eq_ast(reference, reduced, instance.false):
+            return False
+        return None
 
     def _assert(self, formula: z3.BoolRef) -> None:
         z3.Z3_solver_assert(formula.ctx.ref(), self.solver.solver, formula.as_ast())
@@ -345,6 +438,16 @@ class _SolverState:
         only: z3.BoolRef | None = None,
         subset: list[z3.BoolRef] | None = None,
     ) -> tuple[bool, tuple[str, ...]]:
+        if relation == "==" and only is None and subset is None:
+            holds = self._holds_at(qty)
+            # a definite answer at a point settles it, except that an unsat one asked with a purpose that
+            # reports a core goes to the solver for that core
+            if holds or (holds is False and purpose == "candidate"):
+                result = "sat" if holds else "unsat"
+                checks.append(
+                    {"purpose": purpose, "qty": qty, "relation": relation, "result": result, "by": "evaluation"}
+                )
+                return holds, ()
         bound = _numeral(qty)
         context = self.solver.ctx
         # the probe atom itself is an assumption: cheaper than asserting `probe ⇒ atom` per check
@@ -374,6 +477,7 @@ class _SolverState:
                 "qty": qty,
                 "relation": relation,
                 "result": str(result),
+                "by": "solver",
                 "core": list(core),
             }
         )
@@ -383,12 +487,26 @@ class _SolverState:
 class _Instance:
     """A formula to assert per decision and the constants to substitute in it."""
 
-    __slots__ = ("formula", "names", "sources")
+    __slots__ = ("_keep", "false", "formula", "names", "probes", "sources", "tracked", "true", "truths")
 
-    def __init__(self, formula: z3.BoolRef | None, names: list[str], constants: dict[str, z3.ArithRef]) -> None:
+    def __init__(
+        self,
+        formula: z3.BoolRef | None,
+        names: list[str],
+        constants: dict[str, z3.ArithRef],
+        qty: z3.ArithRef,
+        tracks: list[z3.BoolRef],
+    ) -> None:
         self.formula = formula
         self.names = names
         self.sources = (z3.Ast * len(names))(*(constants[name].as_ast() for name in names))
+        # what `_holds_at` substitutes: qty, and every assumption literal by true
+        self.tracked = len(tracks) + 1
+        self.probes = (z3.Ast * self.tracked)(qty.as_ast(), *(track.as_ast() for track in tracks))
+        true, false = z3.BoolVal(True, qty.ctx), z3.BoolVal(False, qty.ctx)
+        self.truths = [true.as_ast()] * len(tracks)
+        self.true, self.false = true.as_ast(), false.as_ast()
+        self._keep = (true, false)  # owns the references `true`/`false` point into
 
 
 def _mentions(item: CompiledLimit) -> frozenset[str]:

@@ -197,3 +197,73 @@ def test_proving_an_order_without_a_prover_fails_closed() -> None:
     guard = guard_with(StubEngine("datalog"))
 
     assert guard.prove_order(buy(), default_context(), 0.01) == ("GUARD.no_proven_max_qty",)
+
+
+@dataclass
+class StubConcurrent(StubProver):
+    """A prover that works while the others run (as the isolated Z3 does); records the order of events."""
+
+    events: list[str] | None = None
+    isolated: bool = True
+    fail_on_collect: Exception | None = None
+
+    def submit(self, intent: Intent, context: DecisionContext, quantity: float) -> StubPending:
+        assert self.events is not None
+        self.events.append(f"submit {self.name}")
+        return StubPending(self, intent, context, quantity)
+
+
+@dataclass
+class StubPending:
+    engine: StubConcurrent
+    intent: Intent
+    context: DecisionContext
+    quantity: float
+
+    def result(self, timeout_s: float) -> EngineResult:
+        assert self.engine.events is not None
+        self.engine.events.append(f"collect {self.engine.name} within {timeout_s:.3f} s")
+        if self.engine.fail_on_collect is not None:
+            raise self.engine.fail_on_collect
+        return self.engine.evaluate(self.intent, self.context, self.quantity)
+
+
+@dataclass
+class Recording(StubEngine):
+    events: list[str] | None = None
+
+    def evaluate(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
+        assert self.events is not None
+        self.events.append(f"run {self.name}")
+        return super().evaluate(intent, context, quantity)
+
+
+def test_a_concurrent_engine_is_started_first_collected_last_and_its_proof_keeps_engine_order() -> None:
+    events: list[str] = []
+    engines = [
+        Recording("datalog", events=events, takes_s=0.010),
+        StubConcurrent("z3", max_qty=0.05, events=events),
+        Recording("clips", events=events, takes_s=0.005),
+    ]
+
+    decision = guard_with(*engines).decide(buy(), default_context(), 0.01)
+
+    assert events == ["submit z3", "run datalog", "run clips", "collect z3 within 0.035 s"]
+    assert decision.verdict is Verdict.ADMIT
+    assert list(decision.proofs) == ["guard", "datalog", "z3", "clips"]
+    # its time runs from its start, so it includes the others' 15 ms
+    assert decision.proofs["guard"]["timings_ms"]["z3"] == pytest.approx(15.0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [(RuntimeError("worker died"), "GUARD.engine_error.z3"), (TimeoutError("late"), "GUARD.timeout.z3")],
+)
+def test_a_concurrent_engine_failing_when_collected_denies(fault: Exception, reason: str) -> None:
+    events: list[str] = []
+    engines = [StubEngine("datalog"), StubConcurrent("z3", max_qty=0.05, events=events, fail_on_collect=fault)]
+
+    decision = guard_with(*engines).decide(buy(), default_context(), 0.01)
+
+    assert decision.verdict is Verdict.DENY
+    assert decision.reasons == (reason,)
