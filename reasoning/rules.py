@@ -48,6 +48,7 @@ class RuleChange:
     active_hash: str  # the set active after the change
     files_changed: tuple[str, ...]
     error: str = ""
+    previous_hash: str = ""  # the set active before the change
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
@@ -112,7 +113,8 @@ class RuleWatcher:
         previous, self.active = self.active, candidate
         self.guard.replace_engines(candidate.engines, candidate.ruleset_hash)
         previous.close()
-        return RuleChange(True, candidate.ruleset_hash, candidate.ruleset_hash, changed)
+        return RuleChange(True, candidate.ruleset_hash, candidate.ruleset_hash, changed, "", previous.ruleset_hash)
 
     def _refuse(self, hashes: dict[str, str], error: str, changed: tuple[str, ...] = ()) -> RuleChange:
-        return RuleChange(False, combined_hash(hashes), self.active.ruleset_hash, changed, error)
+        active = self.active.ruleset_hash
+        return RuleChange(False, combined_hash(hashes), active, changed, error, active)

@@ -181,6 +181,8 @@ def _run_backtest(config: BacktestConfig, progress: ProgressFactory | None) -> B
         funding=list(exchange.funding_payments),
         decisions=record.decisions,
         contexts=loop.gate.contexts if isinstance(loop.gate, GuardGate) else {},
+        sizings=loop.gate.sizings if isinstance(loop.gate, GuardGate) else {},
+        rule_changes=loop.gate.rule_changes if isinstance(loop.gate, GuardGate) else [],
         insurance_fund_cover=exchange.insurance_fund_cover,
     )
 

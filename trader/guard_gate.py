@@ -218,6 +218,8 @@ class GuardGate:
         self.watcher = watcher  # hot reload: the rule files are checked once per decision row
         self.rule_changes: list[tuple[int, RuleChange]] = []  # (decision time, change), accepted or refused
         self.contexts: dict[str, DecisionContext] = {}  # intent id → the context it was judged in
+        # intent id → (sized quantity, Z3's re-proof denials of it): the proof log's sizing result
+        self.sizings: dict[str, tuple[float, tuple[str, ...]]] = {}
         self._polled_row = -1
 
     def check(self, intent: Intent, context: GateContext) -> Decision:
@@ -252,4 +254,6 @@ class GuardGate:
         if refused:
             return refused
         decision_context = self.contexts[intent.intent_id]
-        return self.guard.prove_order(intent, decision_context, quantity)
+        denials = self.guard.prove_order(intent, decision_context, quantity)
+        self.sizings[intent.intent_id] = (quantity, denials)
+        return denials

@@ -29,6 +29,7 @@ from core.series import FloatArray, IntArray
 from core.time import iso
 from trader.decision_log import DECISIONS_FILE, decision_summary, write_decisions
 from trader.metrics import Metrics, compute_metrics, drawdown_curve
+from trader.proof_records import PROOF_LOG_FILE, proof_entries, write_proof_log
 from trader.result import BacktestResult, FundingPayment
 from trader.trades import Trade, build_trades
 
@@ -77,6 +78,7 @@ class RunArtifacts:
     database: Path
     metrics: Metrics
     decisions: dict[str, Any]  # verdict and reason counts (`decision_summary`)
+    proof_log: Path  # the run's decisions, fills and rule changes, tamper-evident (written when there are any)
 
 
 def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunArtifacts:
@@ -97,6 +99,7 @@ def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunAr
         funding_parquet=run_dir / "funding.parquet",
         report_html=run_dir / "report.html",
         database=out_root / "runs.sqlite",
+        proof_log=run_dir / PROOF_LOG_FILE,
         metrics=metrics,
         decisions=decisions,
     )
@@ -106,6 +109,8 @@ def write_report(result: BacktestResult, out_root: Path = Path("runs")) -> RunAr
     _write_parquet(artifacts.fills_parquet, _FILL_COLUMNS, [_fill_row(f) for f in result.fills])
     _write_parquet(artifacts.funding_parquet, _FUNDING_COLUMNS, [_funding_row(p) for p in result.funding])
     write_decisions(run_dir / DECISIONS_FILE, result.decisions, result.contexts)
+    if result.decisions:
+        write_proof_log(artifacts.proof_log, proof_entries(result))
     artifacts.report_html.write_text(render_html(result, metrics, trades, decisions), encoding="utf-8")
     store_run(artifacts.database, result, metrics)
     return artifacts

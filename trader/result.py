@@ -13,6 +13,7 @@ from core.orders import Fill, Order
 from core.positions import FundingPayment
 from core.series import FloatArray, IntArray
 from reasoning.context import DecisionContext
+from reasoning.rules import RuleChange
 
 __all__ = ["BacktestResult", "DataFile", "FundingPayment"]
 
@@ -47,6 +48,9 @@ class BacktestResult:
     funding: list[FundingPayment] = field(default_factory=list)
     decisions: list[tuple[Intent, Decision]] = field(default_factory=list)
     contexts: dict[str, DecisionContext] = field(default_factory=dict)  # intent id → what the guard saw
+    # intent id → (sized quantity, Z3's re-proof denials of it), for intents the guard let through to sizing
+    sizings: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
+    rule_changes: list[tuple[int, RuleChange]] = field(default_factory=list)  # (time, hot reload), in order
     insurance_fund_cover: float = 0.0  # losses beyond margin absorbed by the exchange
 
     @property

@@ -21,6 +21,7 @@ class RecordKind(StrEnum):
     DECISION = "decision"
     RULE_CHANGE = "rule_change"
     KILL_SWITCH = "kill_switch"
+    FILL = "fill"
 
 
 @dataclass(frozen=True, slots=True)
