@@ -46,7 +46,7 @@ def test_a_record_that_is_not_json_leaves_the_log_unchanged(tmp_path: Path) -> N
 
 def test_an_unknown_kind_is_refused(tmp_path: Path) -> None:
     with ProofLog.open(tmp_path / "log.db") as log, pytest.raises(ProofLogError, match="unknown record kind"):
-        log.append("fill", {})
+        log.append("trade_idea", {})
 
 
 def test_a_second_writer_on_the_same_file_is_detected(tmp_path: Path) -> None:
