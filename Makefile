@@ -8,13 +8,17 @@ ARGS ?=
 install: system-packages
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
-# SWI-Prolog for pyswip (the Prolog engine of the reasoning guard)
+# SWI-Prolog for pyswip (the Prolog engine of the reasoning guard); PostgreSQL 15's server
+# binaries, which the tests start a throwaway server from (the proof log's PostgreSQL store)
 system-packages:
-	@if ! command -v swipl >/dev/null 2>&1; then \
-		echo "installing SWI-Prolog (swi-prolog-nox) for the Prolog rules"; \
+	@MISSING=; \
+	command -v swipl >/dev/null 2>&1 || MISSING="$$MISSING swi-prolog-nox"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || MISSING="$$MISSING postgresql-15"; \
+	if [ -n "$$MISSING" ]; then \
+		echo "installing system packages:$$MISSING"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq swi-prolog-nox >/dev/null) || { \
-			echo "error: could not install swi-prolog-nox with apt-get; install SWI-Prolog (swipl) yourself and rerun" >&2; exit 1; }; \
+		($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$MISSING >/dev/null) || { \
+			echo "error: could not install$$MISSING with apt-get; install them yourself (SWI-Prolog's swipl, PostgreSQL 15's server) and rerun" >&2; exit 1; }; \
 	fi
 
 # The main job: a backtest with its report (real data with DATA=dir, else synthetic).

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -43,18 +44,25 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
 
 
 def _create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Write the new key to a private temporary file and publish it with a hard link, which fails if
+    the name exists: a concurrent creator never reads a half-written key, and exactly one key wins."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_KEY_MODE)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_KEY_MODE)
-    except FileExistsError:
-        return load_or_create_signing_key(path)
-    with os.fdopen(descriptor, "wb") as handle:
-        os.fchmod(handle.fileno(), PRIVATE_KEY_MODE)  # the umask may have removed bits; it cannot add them
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_KEY_MODE)  # the umask may have removed bits; it cannot add them
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return load_or_create_signing_key(path)  # another process created it first: use theirs
+    finally:
+        temporary.unlink(missing_ok=True)
     write_public_key(key.public_key(), public_key_path(path))
     return key
 
@@ -72,7 +80,10 @@ def public_key_pem(key: Ed25519PublicKey) -> bytes:
 
 
 def write_public_key(key: Ed25519PublicKey, path: Path) -> None:
-    path.write_bytes(public_key_pem(key))
+    """Atomically (temporary file, then rename): a reader never sees half a key."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary.write_bytes(public_key_pem(key))
+    os.replace(temporary, path)
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from reasoning.prooflog.errors import KeyFileError
 from reasoning.prooflog.keys import load_or_create_signing_key, load_public_key, public_key_path
@@ -72,3 +74,16 @@ def test_a_public_key_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(KeyFileError, match="32 bytes"):
         load_public_key(path)
+
+
+def test_threads_creating_the_same_key_at_once_all_get_the_one_that_was_published(tmp_path: Path) -> None:
+    def raw(key: Ed25519PrivateKey) -> bytes:
+        return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    for attempt in range(20):
+        path = tmp_path / f"race-{attempt}" / "log.key"
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            keys = list(pool.map(load_or_create_signing_key, [path] * 4))
+        assert len({raw(key) for key in keys}) == 1
+        assert raw(load_or_create_signing_key(path)) == raw(keys[0])
+        assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
