@@ -12,8 +12,9 @@ reload, accepted or refused, is returned as a `RuleChange` for the proof log.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import CryptoScalpError
@@ -35,6 +36,7 @@ class RuleSet:
     file_hashes: dict[str, str]  # file name → SHA-256 of its bytes
     ruleset_hash: str
     isolate_limits: bool = False
+    texts: dict[str, str] = field(default_factory=dict)  # file name → contents as loaded (diffs of changes)
 
     def close(self) -> None:
         """Release what the engines hold outside this process (an isolated Z3 child)."""
@@ -49,6 +51,7 @@ class RuleChange:
     files_changed: tuple[str, ...]
     error: str = ""
     previous_hash: str = ""  # the set active before the change
+    diff: str = ""  # unified diff of the changed files against the active set
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
@@ -85,7 +88,30 @@ def load_ruleset(directory: Path = RULES_DIR, *, isolate_limits: bool = False) -
         )
     except CryptoScalpError as exc:
         raise RuleSetError(str(exc)) from exc
-    return RuleSet(directory, engines, hashes, combined_hash(hashes), isolate_limits)
+    return RuleSet(directory, engines, hashes, combined_hash(hashes), isolate_limits, read_texts(directory))
+
+
+def read_texts(directory: Path) -> dict[str, str]:
+    return {
+        name: (directory / name).read_text(encoding="utf-8", errors="replace")
+        for name in RULE_FILES.values()
+        if (directory / name).is_file()
+    }
+
+
+def unified_diff(before: dict[str, str], after: dict[str, str], names: tuple[str, ...]) -> str:
+    """One unified diff over the named files, `a/<name>` before and `b/<name>` after."""
+    return "".join(
+        "".join(
+            difflib.unified_diff(
+                before.get(name, "").splitlines(keepends=True),
+                after.get(name, "").splitlines(keepends=True),
+                fromfile=f"a/{name}",
+                tofile=f"b/{name}",
+            )
+        )
+        for name in names
+    )
 
 
 class RuleWatcher:
@@ -113,8 +139,12 @@ class RuleWatcher:
         previous, self.active = self.active, candidate
         self.guard.replace_engines(candidate.engines, candidate.ruleset_hash)
         previous.close()
-        return RuleChange(True, candidate.ruleset_hash, candidate.ruleset_hash, changed, "", previous.ruleset_hash)
+        diff = unified_diff(previous.texts, candidate.texts, changed)
+        return RuleChange(
+            True, candidate.ruleset_hash, candidate.ruleset_hash, changed, "", previous.ruleset_hash, diff
+        )
 
     def _refuse(self, hashes: dict[str, str], error: str, changed: tuple[str, ...] = ()) -> RuleChange:
         active = self.active.ruleset_hash
-        return RuleChange(False, combined_hash(hashes), active, changed, error, active)
+        diff = unified_diff(self.active.texts, read_texts(self.active.directory), changed)
+        return RuleChange(False, combined_hash(hashes), active, changed, error, active, diff)

@@ -150,7 +150,7 @@ def _rule_change(change: RuleChange) -> dict[str, Any]:
         "ruleset_hash": change.ruleset_hash,
         "active_hash": change.active_hash,
         "files_changed": list(change.files_changed),
-        "diff": "",
+        "diff": change.diff,
         "error": change.error,
         "source": "hot_reload",
     }

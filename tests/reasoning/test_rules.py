@@ -109,12 +109,16 @@ def test_hot_reload_swaps_a_changed_valid_set_and_keeps_the_last_good_one_on_a_b
 
     assert accepted is not None and accepted.accepted and accepted.files_changed == ("policy.mg",)
     assert guard.ruleset_hash == accepted.ruleset_hash != first.ruleset_hash
+    assert accepted.previous_hash == first.ruleset_hash
+    assert '-restricted_symbol("FTT/USDT:USDT").' in accepted.diff
+    assert '+restricted_symbol("BTC/USDT:USDT").' in accepted.diff and "+++ b/policy.mg" in accepted.diff
     assert guard.decide(buy(), default_context(), 0.01).reasons == ("L7.restricted_symbol",)
 
     policy.write_text(policy.read_text() + "\nbroken(X) :- .\n")
     refused = watcher.poll()
 
     assert refused is not None and not refused.accepted and "policy.mg:" in refused.error
+    assert "+broken(X) :- ." in refused.diff and refused.previous_hash == accepted.ruleset_hash
     assert guard.ruleset_hash == accepted.ruleset_hash  # the last good set stays active
     assert watcher.poll() is None  # the same bad file is reported once
 
