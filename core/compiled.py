@@ -12,14 +12,14 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "execution", "market", "trader")
+PACKAGES = ("core", "execution", "market", "reasoning", "trader")
 
 
 def stale_compiled_modules(root: Path = ROOT) -> list[str]:
     """Source files (relative to `root`) whose compiled extension is older than they are."""
     stale = []
     for package in PACKAGES:
-        for source in sorted((root / package).glob("*.py")):
+        for source in sorted((root / package).rglob("*.py")):
             for suffix in EXTENSION_SUFFIXES:
                 extension = source.with_name(source.stem + suffix)
                 if extension.exists() and extension.stat().st_mtime < source.stat().st_mtime:

@@ -59,7 +59,9 @@ class OrderProver(Protocol):
 
     name: str
 
-    def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult: ...
+    def prove_order(
+        self, intent: Intent, context: DecisionContext, quantity: float, timeout_s: float
+    ) -> EngineResult: ...
 
 
 def engine_error(engine: str) -> str:
@@ -74,7 +76,8 @@ def engine_timeout(engine: str) -> str:
 class GuardConfig:
     # per-engine time budgets; a backtest uses generous ones so that a noisy machine
     # cannot change its decisions (live trading configures tight ones: ARCHITECTURE.md
-    # budgets the whole guard at 2 ms)
+    # budgets the whole guard at 2 ms). A concurrent engine's time runs from its start,
+    # so its budget covers the other engines' time too.
     budgets_ms: Mapping[str, float] = field(
         default_factory=lambda: {"datalog": 250.0, "clips": 250.0, "prolog": 250.0, "z3": 250.0}
     )
@@ -214,7 +217,8 @@ class Guard:
         denials: set[str] = set()
         for prover in provers:
             try:
-                denials.update(prover.prove_order(intent, context, quantity).denials)
+                budget_s = self._budget_ms(prover) / 1000.0
+                denials.update(prover.prove_order(intent, context, quantity, budget_s).denials)
             except (TimeoutError, EngineTimeout):
                 denials.add(engine_timeout(prover.name))
             except Exception:  # fail closed: the order does not leave

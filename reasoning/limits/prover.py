@@ -38,7 +38,7 @@ from reasoning.limits.compiler import CompiledLimit, CompiledRuleSet, compile_ru
 from reasoning.limits.errors import LimitsSolverError
 from reasoning.limits.parser import RuleSet, load_ruleset
 from reasoning.limits.vocabulary import decision_constants
-from reasoning.limits.worker import Pending, SolverProcess
+from reasoning.limits.worker import STUCK_AFTER_S, Pending, SolverProcess
 
 # Z3's `timeout` starts a timer thread on every check (≈ 120 µs here, more than the check itself), so the
 # per-check budget is a resource limit instead: deterministic, and exhausting it answers `unknown`, which
@@ -56,7 +56,7 @@ class SolverBudget:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class LimitsVerdict:
     admissible: bool | None  # at the requested qty; None when not asked
     max_qty: float | None
     upper_bound: float | None
@@ -81,13 +81,14 @@ class LimitsEngine:
         rlimit: int = DEFAULT_RLIMIT,
         timeout_ms: int | None = None,
         isolated: bool = False,
+        stuck_after_s: float = STUCK_AFTER_S,
     ) -> None:
         self._budget = SolverBudget(rlimit, timeout_ms)
         self._lock = threading.Lock()
         self._state: SolverState | None = None  # in-process solver (None when isolated)
         self._ruleset: RuleSet | None = None
         self._limit_values: dict[str, dict[str, float]] = {}
-        self._process = SolverProcess(rlimit, timeout_ms) if isolated else None
+        self._process = SolverProcess(rlimit, timeout_ms, stuck_after_s) if isolated else None
         if path is not None:
             self.load(path)
 
@@ -140,10 +141,12 @@ class LimitsEngine:
         """Judge an order of `quantity` and find the largest admissible quantity."""
         return self.submit(intent, context, quantity).result()
 
-    def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
+    def prove_order(
+        self, intent: Intent, context: DecisionContext, quantity: float, timeout_s: float = DEFAULT_WAIT_S
+    ) -> EngineResult:
         """Re-prove a sized order before it leaves: exactly `quantity` must be admissible, else it is denied
         with the limits it breaks at that quantity. No `max_qty` search."""
-        return self.submit(intent, context, quantity, search_max=False).result()
+        return self.submit(intent, context, quantity, search_max=False).result(timeout_s)
 
     def submit(
         self, intent: Intent, context: DecisionContext, quantity: float, *, search_max: bool = True
@@ -184,7 +187,7 @@ class LimitsPending:
         quantity: float,
         env: dict[str, float],
         *,
-        finished: tuple[Verdict, list[JSON]] | None = None,
+        finished: tuple[LimitsVerdict, list[JSON]] | None = None,
         remote: Pending | None = None,
     ) -> None:
         self._ruleset_hash = ruleset_hash
@@ -223,7 +226,7 @@ class LimitsPending:
         )
 
 
-def _notes(verdict: Verdict, quantity: float) -> tuple[str, ...]:
+def _notes(verdict: LimitsVerdict, quantity: float) -> tuple[str, ...]:
     if verdict.denials:
         return (f"no admissible quantity: {', '.join(verdict.denials)}",)
     if verdict.admissible:
@@ -266,7 +269,7 @@ class SolverState:
             for index, item in enumerate(compiled.limits)
         ]
 
-    def decide(self, env: dict[str, float], quantity: float, search_max: bool) -> tuple[Verdict, list[JSON]]:
+    def decide(self, env: dict[str, float], quantity: float, search_max: bool) -> tuple[LimitsVerdict, list[JSON]]:
         checks: list[JSON] = []
         if not search_max:
             self.solver.push()
@@ -287,11 +290,13 @@ class SolverState:
         finally:
             self.solver.pop()
 
-    def _decide_exact(self, quantity: float, checks: list[JSON]) -> Verdict:
+    def _decide_exact(self, quantity: float, checks: list[JSON]) -> LimitsVerdict:
         admissible, core = self._check("at", "==", quantity, checks)
-        return Verdict(admissible, None, None, () if admissible else core, (), core)
+        return LimitsVerdict(admissible, None, None, () if admissible else core, (), core)
 
-    def _decide_with_max(self, env: dict[str, float], quantity: float, supremum: float, checks: list[JSON]) -> Verdict:
+    def _decide_with_max(
+        self, env: dict[str, float], quantity: float, supremum: float, checks: list[JSON]
+    ) -> LimitsVerdict:
         if supremum <= 0:
             positive, core = self._check("positive", ">", 0.0, checks)
             if positive:
@@ -304,27 +309,27 @@ class SolverState:
                     alone, _ = self._check("positive", ">", 0.0, checks, only=item.track)
                     if not alone:
                         denials.add(item.limit.reason_code)
-            return Verdict(False, 0.0, 0.0, tuple(sorted(denials)), (), core)
+            return LimitsVerdict(False, 0.0, 0.0, tuple(sorted(denials)), (), core)
         if supremum == INF:
             admissible, core = self._check("at", "==", quantity, checks)
-            return Verdict(admissible, None, None, (), (), core)
+            return LimitsVerdict(admissible, None, None, (), (), core)
         candidate = self._confirmed_candidate(env, supremum, checks)
         upper = supremum + abs(supremum) * _ABOVE_SLACK + 1e-12
         above, binding = self._check("above", ">", upper, checks)
         if above:
             raise LimitsSolverError(f"limits engine: Z3 admits a qty above the bound {upper}")
         if quantity > upper:
-            return Verdict(False, candidate, upper, (), binding, binding)
+            return LimitsVerdict(False, candidate, upper, (), binding, binding)
         if quantity == candidate:
-            return Verdict(True, candidate, upper, (), binding, ())
+            return LimitsVerdict(True, candidate, upper, (), binding, ())
         if quantity < candidate and self._python_admits(env, quantity):
             # Z3 proved the maximum; the order actually sent is proven on its own (`prove_order`)
-            return Verdict(True, candidate, upper, (), binding, ())
+            return LimitsVerdict(True, candidate, upper, (), binding, ())
         admissible, core = self._check("at", "==", quantity, checks)
         if admissible or quantity > candidate:
-            return Verdict(admissible, candidate, upper, (), binding, core)
+            return LimitsVerdict(admissible, candidate, upper, (), binding, core)
         # a hole below max_qty: the requested qty itself breaks the limits in `core`
-        return Verdict(False, candidate, upper, core, binding, core)
+        return LimitsVerdict(False, candidate, upper, core, binding, core)
 
     def _supremum(self, env: dict[str, float]) -> float:
         """Sup of the admissible set by the bound search; collects, as the assumptions to check with, the

@@ -47,7 +47,12 @@ class StubEngine:
 
 @dataclass
 class StubProver(StubEngine):
-    def prove_order(self, intent: Intent, context: DecisionContext, quantity: float) -> EngineResult:
+    last_timeout_s: float | None = None
+
+    def prove_order(
+        self, intent: Intent, context: DecisionContext, quantity: float, timeout_s: float = 10.0
+    ) -> EngineResult:
+        self.last_timeout_s = timeout_s
         fits = self.max_qty is None or quantity <= self.max_qty
         return EngineResult(self.name, () if fits else ("L1.max_position_notional",), {}, self.max_qty)
 
@@ -191,6 +196,8 @@ def test_the_sized_order_is_proven_again_and_a_larger_one_refused() -> None:
 
     assert guard.prove_order(buy(), default_context(), 0.05) == ()
     assert guard.prove_order(buy(), default_context(), 0.06) == ("L1.max_position_notional",)
+    prover = guard.engines[-1]
+    assert isinstance(prover, StubProver) and prover.last_timeout_s == 0.05  # the z3 budget, 50 ms
 
 
 def test_proving_an_order_without_a_prover_fails_closed() -> None:

@@ -65,7 +65,7 @@ def guard_with(engine: LimitsEngine, budget_ms: float = 250.0) -> Guard:
     return Guard([engine], engine.ruleset_hash, GuardConfig(budgets_ms=budgets))
 
 
-def test_a_killed_child_makes_the_decision_deny_and_the_next_one_gets_a_fresh_child() -> None:
+def test_a_killed_child_makes_the_decision_deny_and_a_fresh_child_takes_over() -> None:
     engine = LimitsEngine(LIMITS_FILE, isolated=True)
     guard = guard_with(engine)
     intent, context = make_intent(), make_context()
@@ -73,22 +73,43 @@ def test_a_killed_child_makes_the_decision_deny_and_the_next_one_gets_a_fresh_ch
         assert guard.decide(intent, context, 0.01).verdict is Verdict.ADMIT
         worker = engine.worker
         assert worker is not None and worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
+        killed = worker.pid
+        os.kill(killed, signal.SIGKILL)
 
         denied = guard.decide(intent, context, 0.01)
 
         assert denied.verdict is Verdict.DENY
         assert denied.reasons == ("GUARD.engine_error.z3",)
-        assert "died" in denied.proofs["guard"]["engine_errors"]["z3"]
-        assert worker.starts == 2  # relaunched at once
+        assert worker.starts == 2 and worker.pid != killed  # relaunched at once
         assert worker.ready(START_TIMEOUT_S)
         assert guard.decide(intent, context, 0.01).verdict is Verdict.ADMIT
     finally:
         engine.close()
 
 
-def test_a_child_stuck_past_its_budget_is_a_timeout_denial_and_is_replaced() -> None:
+def test_a_late_answer_is_a_timeout_denial_and_is_dropped_when_it_comes() -> None:
     engine = LimitsEngine(LIMITS_FILE, isolated=True)
+    guard = guard_with(engine, budget_ms=50.0)
+    intent, context = make_intent(), make_context()
+    try:
+        assert guard.decide(intent, context, 0.01).verdict is Verdict.ADMIT
+        worker = engine.worker
+        assert worker is not None and worker.pid is not None
+        os.kill(worker.pid, signal.SIGSTOP)  # a slow solver
+        late = guard.decide(intent, context, 0.01)
+        os.kill(worker.pid, signal.SIGCONT)
+
+        assert late.reasons == ("GUARD.timeout.z3",)
+        # the late answer to the first request is dropped: the next one gets its own, from the same child
+        again = engine.evaluate(intent, context, 0.5)
+        assert again.proof["qty"] == 0.5
+        assert worker.starts == 1
+    finally:
+        engine.close()
+
+
+def test_a_child_stuck_on_a_request_is_replaced_at_the_next_decision() -> None:
+    engine = LimitsEngine(LIMITS_FILE, isolated=True, stuck_after_s=0.0)
     guard = guard_with(engine, budget_ms=50.0)
     intent, context = make_intent(), make_context()
     try:
@@ -98,18 +119,37 @@ def test_a_child_stuck_past_its_budget_is_a_timeout_denial_and_is_replaced() -> 
         stuck = worker.pid
         os.kill(stuck, signal.SIGSTOP)  # a solver that never answers
 
-        denied = guard.decide(intent, context, 0.01)
+        assert guard.decide(intent, context, 0.01).reasons == ("GUARD.timeout.z3",)
+        replaced = guard.decide(intent, context, 0.01)
 
-        assert denied.reasons == ("GUARD.timeout.z3",)
-        assert worker.pid not in (None, stuck)  # the stuck child was killed, a new one launched
+        assert replaced.reasons == ("GUARD.engine_error.z3",)
+        assert "stuck" in replaced.proofs["guard"]["engine_errors"]["z3"]
+        assert worker.pid not in (None, stuck)
         with pytest.raises(ProcessLookupError):
-            os.kill(stuck, 0)
-        starting = guard.decide(intent, context, 0.01)  # refused at once while the new child starts
-        assert starting.reasons in {("GUARD.engine_error.z3",), ()}  # denied unless already started
+            os.kill(stuck, 0)  # killed and reaped
         assert worker.ready(START_TIMEOUT_S)
         assert guard.decide(intent, context, 0.01).verdict is Verdict.ADMIT
     finally:
         engine.close()
+
+
+def test_a_closed_engine_refuses_and_starts_no_child() -> None:
+    engine = LimitsEngine(LIMITS_FILE, isolated=True)
+    worker = engine.worker
+    assert worker is not None and worker.pid is not None
+    engine.close()
+
+    with pytest.raises(LimitsSolverError, match="closed"):
+        engine.evaluate(make_intent(), make_context(), 0.01)
+    assert worker.pid is None and worker.starts == 1
+
+
+def test_asking_a_pending_twice_gives_the_same_answer(isolated: LimitsEngine) -> None:
+    pending = isolated.submit(make_intent(), make_context(), 0.01)
+
+    first = pending.result(5.0)
+
+    assert pending.result(5.0) == first
 
 
 def test_a_rule_set_the_child_refuses_leaves_the_previous_one_active(isolated: LimitsEngine) -> None:
