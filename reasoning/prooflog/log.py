@@ -29,7 +29,7 @@ from reasoning.prooflog.proofs import (
     build_inclusion_proof,
     tree_root,
 )
-from reasoning.prooflog.records import RecordKind, StoredRecord, envelope_bytes, format_timestamp, record_kind
+from reasoning.prooflog.records import EnvelopeWriter, RecordKind, StoredRecord, format_timestamp
 from reasoning.prooflog.sqlite_store import SqliteStore
 from reasoning.prooflog.store import ProofLogStore
 
@@ -103,15 +103,15 @@ class ProofLog:
         checkpointed = self._checkpointed_size
         every = self._policy.every_records
         created_at = format_timestamp(self._clock_ns())
+        envelopes = EnvelopeWriter(created_at)
         records: list[StoredRecord] = []
         nodes: list[tuple[NodeKey, bytes]] = []
         checkpoints: list[Checkpoint] = []
         for kind, record in entries:
-            checked_kind = record_kind(kind)
             seq = frontier.size
-            canonical = envelope_bytes(seq, checked_kind, created_at, record)
+            kind_name, canonical = envelopes.envelope(seq, kind, record)
             leaf = leaf_hash(canonical)
-            records.append(StoredRecord(seq, checked_kind.value, created_at, canonical, leaf))
+            records.append(StoredRecord(seq, kind_name, created_at, canonical, leaf))
             nodes.extend(frontier.append(leaf))
             if every is not None and frontier.size - checkpointed >= every:
                 checkpoints.append(self._sign(frontier))

@@ -49,11 +49,40 @@ def format_timestamp(unix_ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def envelope_bytes(seq: int, kind: RecordKind, created_at: str, record: JsonObject) -> bytes:
-    return canonical_json({"created_at": created_at, "kind": kind.value, "record": record, "seq": seq})
+class EnvelopeWriter:
+    """Canonical envelopes `{"created_at", "kind", "record", "seq"}` of records appended at one time.
+
+    Canonical JSON of a value is the same wherever the value sits, so the record's own canonical bytes are spliced
+    into the envelope's frame (sorted keys put the record between kind and seq) rather than canonicalizing the
+    envelope as one dict: the same bytes, with each kind's prefix built once per `created_at`.
+    """
+
+    __slots__ = ("_created_at", "_prefixes")
+
+    def __init__(self, created_at: str) -> None:
+        self._created_at = created_at
+        self._prefixes: dict[str, tuple[str, bytes]] = {}
+
+    def envelope(self, seq: int, kind: RecordKind | str, record: JsonObject) -> tuple[str, bytes]:
+        """The kind's name and the envelope's canonical bytes; `ProofLogError` for an unknown kind."""
+        framing = self._prefixes.get(kind)
+        if framing is None:
+            name = record_kind(kind).value
+            framing = self._prefixes[kind] = (name, envelope_prefix(name, self._created_at))
+        name, prefix = framing
+        return name, prefix + canonical_json(record) + envelope_suffix(seq)
+
+
+def envelope_prefix(kind: str, created_at: str) -> bytes:
+    """`{"created_at":"…","kind":"…","record":`: the canonical envelope up to the record."""
+    return canonical_json({"created_at": created_at, "kind": kind})[:-1] + b',"record":'
+
+
+def envelope_suffix(seq: int) -> bytes:
+    """`,"seq":N}`: the canonical envelope after the record."""
+    return b',"seq":%d}' % seq
 
 
 def envelope_frame(seq: int, kind: str, created_at: str) -> tuple[bytes, bytes]:
     """The exact prefix and suffix of the canonical envelope of a row with these columns."""
-    prefix = canonical_json({"created_at": created_at, "kind": kind})[:-1] + b',"record":'
-    return prefix, b',"seq":' + str(seq).encode("ascii") + b"}"
+    return envelope_prefix(kind, created_at), envelope_suffix(seq)

@@ -24,6 +24,10 @@ from reasoning.prooflog.records import StoredRecord
 
 SCHEMA_VERSION = "1"
 
+# A decision record is ~2.5 KB: a 4 KB page holds one (40% of it unused), an 8 KB page three, so a new log is
+# ~40% smaller and its appends write that much less to the WAL and the database.
+PAGE_SIZE = 8192
+
 # The same tables, with BYTEA for BLOB, serve PostgreSQL.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS proof_records (
@@ -77,6 +81,7 @@ class SqliteStore:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(path, isolation_level=None)
+                self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect only on a new, empty file
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={synchronous}")
                 self._db.executescript(SCHEMA + _append_only_triggers())
