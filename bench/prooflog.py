@@ -6,6 +6,8 @@
 - canonicalization per record, timed apart: the log's `canonical_json` (orjson after an exact-float pass), the
   `rfc8785` reference package as the baseline it replaced on the hot path, and the share of the FULL append
   time per record that canonicalization takes;
+- the same appends on PostgreSQL 15 (a throwaway server started here, fsync on), when its binaries are
+  installed;
 - inclusion proof (build from the store + verify) p50/p99 for random records on a log of `--records` records
   (default 1,000,000, built with append_many in batches of 5,000 and synchronous=NORMAL, checkpoint every
   10,000; its build rate counts the time in append_many, not the making of the records);
@@ -36,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reasoning.prooflog.canonical import canonical_json
 from reasoning.prooflog.keys import load_public_key, public_key_path
 from reasoning.prooflog.log import CheckpointPolicy, ProofLog, default_key_path
+from reasoning.prooflog.opening import open_log
+from reasoning.prooflog.pg_server import TemporaryPostgres, find_server_binaries
 from reasoning.prooflog.proofs import verify_inclusion
 from reasoning.prooflog.sqlite_store import SqliteStore
 from reasoning.prooflog.verify import verify
@@ -90,6 +94,24 @@ def append_rate(directory: Path, name: str, entries: list[tuple[str, dict[str, A
             log.append_many(entries[start : start + batch])
         elapsed = time.perf_counter() - started
     return len(entries) / elapsed
+
+
+def postgres_rates(directory: Path, entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Append rates on a throwaway PostgreSQL 15 server with fsync on (durable commits, as in production),
+    or why there are none (no server binaries)."""
+    binaries = find_server_binaries()
+    if binaries is None:
+        return {"skipped": "PostgreSQL server binaries not installed (make install installs postgresql-15)"}
+    with TemporaryPostgres(binaries, durable=True) as server:
+        key = directory / "postgres.key"
+        rates: dict[str, Any] = {}
+        for label, batch, count in (("append_many_1000", BATCH, len(entries)), ("single_append", 1, 1_000)):
+            with open_log(server.create_database(), key_path=key) as log:
+                started = time.perf_counter()
+                for start in range(0, count, batch):
+                    log.append_many(entries[start : start + batch])
+                rates[label] = round(count / (time.perf_counter() - started))
+        return {"server": str(binaries), "fsync": True, "append_records_per_s": rates}
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -156,6 +178,7 @@ def run(directory: Path, record_count: int) -> None:
             "append_many_1000_synchronous_normal": round(normal_rate),
             "single_append_synchronous_full": round(append_rate(directory, "single", sample[:1000], "FULL", 1)),
         },
+        "postgresql": postgres_rates(directory, sample),
     }
 
     db = directory / "big.db"
