@@ -31,12 +31,12 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest -q
-	$(PYTHON) -m ruff check core market execution trader reasoning tests bench
+	$(PYTHON) -m ruff check core market execution trader reasoning api tests bench
 	$(PYTHON) -m mypy
 
 lint:
-	$(PYTHON) -m ruff check core market execution trader reasoning tests bench
-	$(PYTHON) -m ruff format --check core market execution trader reasoning tests bench
+	$(PYTHON) -m ruff check core market execution trader reasoning api tests bench
+	$(PYTHON) -m ruff format --check core market execution trader reasoning api tests bench
 
 typecheck:
 	$(PYTHON) -m mypy

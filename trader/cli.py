@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from api.cli import serve, tokens_app
 from core.compiled import stale_compiled_modules, stale_message
 from core.errors import CryptoScalpError
 from core.positions import MarginMode
@@ -32,6 +33,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(datalog_app, name="datalog")
 app.add_typer(rules_app, name="rules")
 app.add_typer(proof_app, name="proof")
+app.add_typer(tokens_app, name="tokens")
+app.command("serve")(serve)
 
 console = Console()
 error_console = Console(stderr=True)
