@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from api.index import DecisionIndex
-from api.kill_switch import KillSwitch
 from api.log_access import LogAccess
 from api.settings import ApiSettings
 from api.state import StateDb
 from api.tokens import TokenStore
+from reasoning.kill_switch import KillSwitch
 from reasoning.proposals import ProposalService
 
 

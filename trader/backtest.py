@@ -29,6 +29,7 @@ from market.quality import RepairPolicy
 from market.symbols import to_ccxt_symbol
 from market.synthetic import generate_market, synthetic_instrument
 from reasoning.guard import Guard, GuardConfig
+from reasoning.kill_switch import KillSwitch
 from reasoning.rules import RULES_DIR, RuleWatcher, load_ruleset
 from trader.baseline import EmaCross
 from trader.gate import ExchangeRulesGate, PreTradeGate
@@ -70,6 +71,7 @@ class BacktestConfig(BaseModel):
     rules: Path = RULES_DIR
     region: str = ""  # the account's jurisdiction (ISO 3166 alpha-2), for the compliance rules
     hot_reload: bool = False  # re-read changed rule files during the run (off: a backtest is reproducible)
+    kill_switch: Path | None = None  # a kill-switch file to obey during the run (`POST /v1/kill-switch` writes it)
 
     @field_validator("pairs")
     @classmethod
@@ -211,7 +213,8 @@ def build_loop(config: BacktestConfig, grid: MarketGrid, instruments: dict[str, 
         indicators = compute_indicators(grid, [instruments[symbol].tick_size for symbol in grid.symbols])
         builder = ContextBuilder(grid, exchange, indicators, region=config.region)
         watcher = RuleWatcher(guard, ruleset) if config.hot_reload else None
-        gate = GuardGate(guard, builder, exchange_rules, watcher)
+        kill_switch = KillSwitch(config.kill_switch) if config.kill_switch is not None else None
+        gate = GuardGate(guard, builder, exchange_rules, watcher, kill_switch)
     return BacktestLoop(
         grid,
         instruments,

@@ -69,6 +69,9 @@ def backtest(
     region: Annotated[str, typer.Option(help="Account jurisdiction (ISO 3166 alpha-2) for compliance rules.")] = "",
     stop_atr: Annotated[float | None, typer.Option(help="Protective stop distance in ATR(14); 0 for none.")] = 3.0,
     hot_reload: Annotated[bool, typer.Option(help="Reload changed rule files during the run.")] = False,
+    kill_switch: Annotated[
+        Path | None, typer.Option(help="Kill-switch file to obey (the API's POST /v1/kill-switch writes it).")
+    ] = None,
 ) -> None:
     """Backtest the baseline EMA 9/21 stop-and-reverse strategy on the simulated USDT-M exchange."""
     from trader.backtest import BacktestConfig, run_backtest
@@ -96,6 +99,7 @@ def backtest(
         region=region,
         stop_atr=stop_atr or None,
         hot_reload=hot_reload,
+        kill_switch=kill_switch,
         **({"rules": rules} if rules is not None else {}),
     )
     with _progress("backtest") as progress:

@@ -32,6 +32,7 @@ from market.indicators import MARKET_REGIMES, VOLATILITY_REGIMES, MarketIndicato
 from reasoning.context import (
     AccountFacts,
     DecisionContext,
+    GuardState,
     MarketFacts,
     MarketRegime,
     ModelFacts,
@@ -41,6 +42,7 @@ from reasoning.context import (
     VolatilityRegime,
 )
 from reasoning.guard import Guard
+from reasoning.kill_switch import KillSwitch, KillSwitchState
 from reasoning.rules import RuleChange, RuleWatcher
 from trader.gate import ExchangeRulesGate, GateContext
 
@@ -211,11 +213,14 @@ class GuardGate:
         builder: ContextBuilder,
         exchange_rules: ExchangeRulesGate,
         watcher: RuleWatcher | None = None,
+        kill_switch: KillSwitch | None = None,
     ) -> None:
         self.guard = guard
         self.builder = builder
         self.exchange_rules = exchange_rules
         self.watcher = watcher  # hot reload: the rule files are checked once per decision row
+        self.kill_switch = kill_switch  # polled once per decision row: engaged → HALTED, released → ACTIVE
+        self.halts: list[tuple[int, KillSwitchState]] = []  # (decision time, state) at each change seen
         self.rule_changes: list[tuple[int, RuleChange]] = []  # (decision time, change), accepted or refused
         self.contexts: dict[str, DecisionContext] = {}  # intent id → the context it was judged in
         # intent id → (sized quantity, Z3's re-proof denials of it): the proof log's sizing result
@@ -223,11 +228,9 @@ class GuardGate:
         self._polled_row = -1
 
     def check(self, intent: Intent, context: GateContext) -> Decision:
-        if self.watcher is not None and context.row != self._polled_row:
+        if context.row != self._polled_row:
             self._polled_row = context.row
-            change = self.watcher.poll()
-            if change is not None:
-                self.rule_changes.append((self.builder.exchange.now_ts, change))
+            self._poll()
         now_ts = self.builder.exchange.now_ts
         decision_context = self.builder.build(context.symbol_index, context.row, now_ts, self.guard)
         self.contexts[intent.intent_id] = decision_context
@@ -248,6 +251,23 @@ class GuardGate:
             reasons=verdict.reasons + venue.reasons,
             max_qty=max_qty,
         )
+
+    def _poll(self) -> None:
+        now_ts = self.builder.exchange.now_ts
+        if self.watcher is not None:
+            change = self.watcher.poll()
+            if change is not None:
+                self.rule_changes.append((now_ts, change))
+        if self.kill_switch is not None:
+            switch = self.kill_switch.state()  # an unreadable file reads as engaged: fails closed
+            halted = self.guard.state is GuardState.HALTED
+            if switch.engaged and not halted:
+                self.guard.set_state(GuardState.HALTED, f"kill switch: {switch.reason} (by {switch.by})")
+                self.halts.append((now_ts, switch))
+            elif not switch.engaged and halted and self.halts and self.halts[-1][1].engaged:
+                # only a halt this gate made is lifted by a release; any other stays until its owner clears it
+                self.guard.set_state(GuardState.ACTIVE, f"kill switch released (by {switch.by})")
+                self.halts.append((now_ts, switch))
 
     def confirm(self, intent: Intent, context: GateContext, quantity: float, decision: Decision) -> tuple[str, ...]:
         refused = self.exchange_rules.confirm(intent, context, quantity, decision)

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, HTTPException, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import KILL_SWITCH_HOLDERS, READERS, require
-from api.kill_switch import KillSwitchState
 from api.log_access import LogWriteUnavailable
 from api.metrics import registry_for
 from api.schemas import (
@@ -28,6 +27,7 @@ from api.schemas import (
 )
 from api.services import Services, services
 from api.tokens import Principal
+from reasoning.kill_switch import KillSwitchState
 from reasoning.prooflog.canonical import JsonValue
 from reasoning.prooflog.records import RecordKind
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import api.log_access as log_access
-from api.kill_switch import KillSwitch
+from reasoning.kill_switch import KillSwitch
 from reasoning.prooflog.log import ProofLog
 from reasoning.prooflog.sqlite_store import SqliteStore
 from tests.api.conftest import ApiEnv

@@ -70,3 +70,43 @@ def test_a_running_loop_hot_reloads_a_changed_rule_file(tmp_path: Path) -> None:
     before = [d for i, d in record.decisions if i.symbol == "BTC/USDT:USDT" and d.ruleset_hash != change.ruleset_hash]
     assert before and after
     assert all("L7.restricted_symbol" in d.reasons for d in after if not d.proofs["guard"]["risk_reducing"])
+
+
+def test_an_engaged_kill_switch_halts_the_loop_and_a_release_resumes_it(tmp_path: Path) -> None:
+    from reasoning.context import GuardState
+    from reasoning.kill_switch import KillSwitch
+
+    switch = KillSwitch(tmp_path / "kill_switch.json")
+    loop, grid = synthetic_loop(RULES_DIR, kill_switch=switch.path)
+    third, two_thirds = grid.length // 3, 2 * grid.length // 3
+
+    done: list[str] = []
+
+    def operator(row: int) -> None:  # called between rows, with the row reached
+        if row >= third and not done:
+            switch.engage("venue incident", "ops (operator)")
+            done.append("engaged")
+        elif row >= two_thirds and done == ["engaged"]:
+            switch.release("ops (operator)")
+            done.append("released")
+
+    record = loop.run(operator)
+
+    assert isinstance(loop.gate, GuardGate)
+    assert [state.engaged for _, state in loop.gate.halts] == [True, False]
+    (halted_at, _), (released_at, _) = loop.gate.halts
+    during = [d for i, d in record.decisions if halted_at <= loop.gate.contexts[i.intent_id].now_ts < released_at]
+    after = [d for i, d in record.decisions if loop.gate.contexts[i.intent_id].now_ts >= released_at]
+    assert during and all(d.reasons == ("L4.kill_switch",) for d in during)
+    assert after and not any("L4.kill_switch" in d.reasons for d in after)
+    assert loop.gate.guard.state is GuardState.ACTIVE
+
+
+def test_an_unreadable_kill_switch_file_halts(tmp_path: Path) -> None:
+    path = tmp_path / "kill_switch.json"
+    path.write_text("{not json")
+    loop, _ = synthetic_loop(RULES_DIR, kill_switch=path)
+
+    record = loop.run()
+
+    assert record.decisions and all(d.reasons == ("L4.kill_switch",) for _, d in record.decisions)

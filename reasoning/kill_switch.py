@@ -1,4 +1,4 @@
-"""The kill switch as a file: the API engages it, the trading loop polls `state()` and halts.
+"""The kill switch as a file: the API (or an operator) engages it, the trading loop polls `state()` and halts.
 
 A file, not a database row, because the loop must see it even when every database is unreachable, and because
 it is the simplest thing a second process can watch. The file is JSON `{engaged, reason, by, at_ms, flatten}`,
