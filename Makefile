@@ -49,3 +49,4 @@ bench: install
 	$(PYTHON) bench/engines.py
 	$(PYTHON) bench/guard.py
 	$(PYTHON) bench/prooflog.py
+	$(PYTHON) bench/api.py
