@@ -69,8 +69,11 @@ class DecisionQuery(BaseModel):
     run_id: str | None = Field(None, max_length=128, pattern=_TEXT)
     order: Literal["asc", "desc"] = Field("asc", description="Log order (oldest first) or reversed.")
     limit: int = Field(50, ge=1, le=500, description="Page size.")
-    cursor: str | None = Field(
-        None, max_length=200, pattern=r"^[A-Za-z0-9_-]*$", description="`next_cursor` of the previous page, unchanged."
+    cursor: str = Field(
+        "",
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="`next_cursor` of the previous page, unchanged; empty or absent for the first page.",
     )
 
     @model_validator(mode="after")
@@ -168,7 +171,7 @@ class CheckpointQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(1000, ge=1, le=10_000)
-    cursor: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_-]*$")
+    cursor: str = Field("", max_length=200, pattern=r"^[A-Za-z0-9_-]*$", description="Empty for the first page.")
 
 
 class InclusionProofOut(BaseModel):

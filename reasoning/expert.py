@@ -14,6 +14,45 @@ by one, so a CLIPS error, which CLIPS reports per construct, is mapped back to `
 construct's line, refined to the token where CLIPS stopped reading by counting the tokens of the
 echo CLIPS prints after `ERROR:`. A bad file raises `ClipsRuleError`; the engine keeps its last good
 rule set. `ruleset_hash` is the SHA-256 of the file's bytes.
+
+A rule file is data that risk officers edit: loading it, or deciding with it, must not reach outside
+the engine. CLIPS evaluates expressions while building (defglobal values, template defaults), so
+before any construct reaches CLIPS, `check_calls` reads the constructs' expressions (comments and
+string literals skipped) and refuses, at `file:line:col`:
+
+* a call to a function (`DENIED_FUNCTIONS`, from the CLIPS 6.4 Basic Programming Guide) that
+  - reaches the operating system or the process: system, exit, chdir, set-locale;
+  - reads or writes files or the console's input: open, close, flush, rewind, seek, tell,
+    with-open-file, remove, rename, read, readline, read-number, get-char, unget-char, dribble-on,
+    dribble-off, fetch, toss, print-region, get-region;
+  - loads or saves constructs, facts or instances: load, load*, bload, bsave, save, batch, batch*,
+    constructs-to-c, load-facts, save-facts, bload-facts, bsave-facts, load-instances,
+    save-instances, restore-instances, bload-instances, bsave-instances;
+  - runs code named or built at run time: eval, build, funcall, check-syntax, python-function
+    (clipspy's call into Python), call, new;
+  - changes the engine, its constructs or settings, or stops a decision part-way: clear, reset, run,
+    halt, pop-focus, clear-focus-stack, set-current-module, refresh, refresh-agenda, watch, unwatch
+    (the proof is the `watch rules` trace), set-break, remove-break, set-strategy,
+    set-salience-evaluation, set-fact-duplication, set-reset-globals, set-dynamic-constraint-checking,
+    set-sequence-operator-recognition, set-class-defaults-mode, set-beta-memory-resizing, profile,
+    profile-reset, set-profile-percent-threshold, conserve-mem, release-mem, undefrule,
+    undeftemplate, undeffacts, undefglobal, undeffunction, undefgeneric, undefmethod, undefclass,
+    undefinstances, undefmessage-handler.
+  Output to a router (printout, print, println, format, put-char; `t` is captured) stays allowed.
+* sort, call-specific-method or send whose function or message is not named literally: it could
+  name a denied function at run time;
+* recursion, a cycle of calls among the file's deffunctions, generic functions and message handlers,
+  also through pattern matching (a function that changes facts or instances has CLIPS evaluate the
+  rules' tests and constraints before it returns, and they may call it again);
+* parentheses nested more than `MAX_NESTING` deep, or calls nested more than `MAX_EVALUATION_DEPTH`
+  deep along the deepest chain of calls: CLIPS parses and evaluates by recursion in C, without a
+  limit, and a stack overflow kills the process.
+
+A call is told from data by its position: the template and slot names of a pattern, of an asserted
+or `deffacts` fact and of a `modify`/`duplicate` slot are names, not calls (a template may have slots
+`open` and `close`); every other list head is a call. Where it cannot tell (COOL object patterns
+and messages), the check assumes a call. A rule's right-hand side that loops (`while`) still blocks
+its thread: CLIPS has no time limit, and the engine runs on the caller's thread.
 """
 
 from __future__ import annotations
@@ -22,7 +61,8 @@ import hashlib
 import math
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +78,11 @@ from reasoning.engine import JSON, EngineResult, RuleFileError
 
 RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "expert.clp"
 DEFAULT_FIRING_LIMIT = 256  # far above what one decision needs; reaching it means rules feed each other
+# CLIPS parses and evaluates nested expressions by recursion in C, with no limit: measured on an 8 MiB
+# thread stack, 10,000 levels build and evaluate, 30,000 crash the process (parsing nested calls, or a
+# chain of deffunctions calling each other). The shipped rules nest 6 levels and call 1 deffunction deep.
+MAX_NESTING = 100  # parentheses, within one construct
+MAX_EVALUATION_DEPTH = 2_000  # nesting summed along the deepest chain of calls to the file's own functions
 
 REASON_CODE = re.compile(r"L[1-7]\.[a-z][a-z0-9_]*")
 _REASON_SLOT = re.compile(r"\(reason\s+([^\s()]+)")
@@ -99,6 +144,14 @@ def split_constructs(path: Path, source: str) -> tuple[Construct, ...]:
             if depth == 0:
                 start, start_line, start_column = index, line, index - line_start + 1
             depth += 1
+            if depth > MAX_NESTING:
+                raise ClipsRuleError(
+                    path,
+                    line,
+                    index - line_start + 1,
+                    f"parentheses nest more than {MAX_NESTING} deep here; CLIPS parses nesting by recursion and "
+                    "a rule file needs nowhere near that",
+                )
         elif char == ")":
             if depth == 0:
                 raise ClipsRuleError(path, line, index - line_start + 1, "')' closes nothing")
@@ -162,10 +215,350 @@ def load_ruleset(path: Path) -> ClipsRuleset:
         line = raw[: error.start].count(b"\n") + 1
         raise ClipsRuleError(path, line, 1, "the rule file is not UTF-8") from error
     ruleset = ClipsRuleset(path, split_constructs(path, source), hashlib.sha256(raw).hexdigest())
+    check_calls(path, ruleset.constructs)
     _check_reason_codes(path, source)
     environment, _ = _build_environment(ruleset)
     _check_templates(ruleset, environment)
     return ruleset
+
+
+_OUTSIDE_WORLD = "it reaches the operating system or the process itself"
+_FILES = "it reads or writes files or the console's input"
+_PERSISTENCE = "it loads or saves constructs, facts or instances"
+_RUN_TIME_CODE = "it runs code that is named or built only at run time"
+_ENGINE = "it changes the engine, its constructs or its settings, or stops a decision part-way"
+
+# The functions a rule file may not call (CLIPS 6.4 Basic Programming Guide, chapter 12), with why.
+DENIED_FUNCTIONS: dict[str, str] = {
+    **dict.fromkeys(("system", "exit", "chdir", "set-locale"), _OUTSIDE_WORLD),
+    **dict.fromkeys(
+        (
+            "open", "close", "flush", "rewind", "seek", "tell", "with-open-file", "remove", "rename",
+            "read", "readline", "read-number", "get-char", "unget-char", "dribble-on", "dribble-off",
+            "fetch", "toss", "print-region", "get-region",
+        ),
+        _FILES,
+    ),
+    **dict.fromkeys(
+        (
+            "load", "load*", "bload", "bsave", "save", "batch", "batch*", "constructs-to-c",
+            "load-facts", "save-facts", "bload-facts", "bsave-facts",
+            "load-instances", "save-instances", "restore-instances", "bload-instances", "bsave-instances",
+        ),
+        _PERSISTENCE,
+    ),
+    **dict.fromkeys(("eval", "build", "funcall", "check-syntax", "python-function", "call", "new"), _RUN_TIME_CODE),
+    **dict.fromkeys(
+        (
+            "clear", "reset", "run", "halt", "pop-focus", "clear-focus-stack", "set-current-module",
+            "refresh", "refresh-agenda", "watch", "unwatch", "set-break", "remove-break",
+            "set-strategy", "set-salience-evaluation", "set-fact-duplication", "set-reset-globals",
+            "set-dynamic-constraint-checking", "set-sequence-operator-recognition", "set-class-defaults-mode",
+            "set-beta-memory-resizing", "profile", "profile-reset", "set-profile-percent-threshold",
+            "conserve-mem", "release-mem",
+            "undefrule", "undeftemplate", "undeffacts", "undefglobal", "undeffunction", "undefgeneric",
+            "undefmethod", "undefclass", "undefinstances", "undefmessage-handler",
+        ),
+        _ENGINE,
+    ),
+}  # fmt: skip
+
+# Functions whose argument at this position names the function (or message) they call.
+_CALLEE_ARGUMENT = {"sort": 1, "call-specific-method": 1, "send": 2}
+# Functions that change facts or instances, so that CLIPS matches patterns (and evaluates the tests and
+# constraints of rules' left-hand sides) before they return.
+_PATTERN_MATCHING_CALLS = frozenset(
+    (
+        "assert", "retract", "modify", "duplicate", "assert-string", "str-assert", "send", "dynamic-put",
+        "make-instance", "active-make-instance", "unmake-instance", "delete-instance", "initialize-instance",
+        "active-initialize-instance", "modify-instance", "active-modify-instance", "message-modify-instance",
+        "active-message-modify-instance", "duplicate-instance", "active-duplicate-instance",
+        "message-duplicate-instance", "active-message-duplicate-instance", "slot-replace$", "slot-insert$",
+        "slot-delete$", "slot-direct-replace$", "slot-direct-insert$", "slot-direct-delete$",
+    )
+)  # fmt: skip
+_CONSTRUCTS = frozenset(
+    (
+        "defrule", "deffacts", "deftemplate", "defglobal", "deffunction", "defgeneric", "defmethod",
+        "defclass", "defmessage-handler", "definstances", "defmodule",
+    )
+)  # fmt: skip
+_CONDITIONAL_ELEMENTS = frozenset(("and", "or", "not", "exists", "forall", "logical"))
+_MATCHING = "pattern matching"  # the call-graph node for what a fact change evaluates
+_TOP = ""  # the call-graph node for a decision (reset, run) and for building the file
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class _List:
+    """A parenthesised expression of a construct; `line`, `column` are those of its `(`."""
+
+    items: tuple[_Token | _List, ...]
+    line: int
+    column: int
+
+    def head(self) -> str:
+        first = self.items[0] if self.items else None
+        return first.text.rpartition("::")[2] if isinstance(first, _Token) else ""
+
+    def lists(self, start: int = 1) -> Iterator[tuple[_Token | _List, _List]]:
+        """The sub-lists from item `start` (at least 1) on, each with the item just before it."""
+        for index in range(start, len(self.items)):
+            item = self.items[index]
+            if isinstance(item, _List):
+                yield self.items[index - 1], item
+
+
+def _parse(construct: Construct) -> _List:
+    """The construct as nested lists of tokens, comments left out (its parentheses balance: it was split)."""
+    text = construct.text
+    stack: list[tuple[list[_Token | _List], int, int]] = []
+    line, line_start = construct.line, -(construct.column - 1)
+    position = 0
+    parsed: _List | None = None
+    for match in _TOKEN.finditer(text):
+        newlines = text.count("\n", position, match.start())
+        if newlines:
+            line, line_start = line + newlines, text.rfind("\n", position, match.start()) + 1
+        position = match.start()
+        token, column = match.group(), match.start() - line_start + 1
+        if token == "(":
+            stack.append(([], line, column))
+        elif token == ")":
+            items, opened_line, opened_column = stack.pop()
+            parsed = _List(tuple(items), opened_line, opened_column)
+            if stack:
+                stack[-1][0].append(parsed)
+        elif not token.startswith(";"):
+            stack[-1][0].append(_Token(token, line, column))
+    assert parsed is not None and not stack
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    callee: str  # a function of the file, or _MATCHING
+    depth: int  # of the call's expression within the caller's own nesting
+    at: _Token
+
+
+@dataclass(slots=True)
+class _CallCheck:
+    """Walks every construct: refuses denied calls, and records calls between the file's own functions."""
+
+    path: Path
+    slots: dict[str, frozenset[str]]  # template → its slots
+    functions: frozenset[str]  # deffunctions, generic functions, message handlers
+    every_slot: frozenset[str] = field(init=False)
+    calls: dict[str, list[_Call]] = field(default_factory=dict)  # caller → its calls
+    nesting: dict[str, int] = field(default_factory=dict)  # caller → its deepest expression
+
+    def __post_init__(self) -> None:
+        self.every_slot = frozenset().union(*self.slots.values())
+
+    def construct(self, tree: _List) -> None:
+        kind = tree.head()
+        if kind == "defrule":
+            self.rule(tree)
+        elif kind == "deffacts":
+            for _, fact in tree.lists():
+                self.fact(fact, _TOP, 1)
+        elif kind in ("deffunction", "defmethod", "defmessage-handler"):
+            owner = _name_at(tree, 2 if kind == "defmessage-handler" else 1)
+            for _, expression in tree.lists():
+                self.expression(expression, owner, 1)
+        elif kind in _CONSTRUCTS:  # defaults of templates and classes are evaluated whenever a fact or instance is made
+            owner = _MATCHING if kind in ("deftemplate", "defclass") else _TOP
+            for _, expression in tree.lists():
+                self.expression(expression, owner, 1)
+        else:  # not a construct: CLIPS refuses it, unless it is a denied call
+            self.expression(tree, _TOP, 1)
+
+    def rule(self, tree: _List) -> None:
+        arrow = next((i for i, item in enumerate(tree.items) if isinstance(item, _Token) and item.text == "=>"), None)
+        end = len(tree.items) if arrow is None else arrow
+        for item in tree.items[1:end]:
+            if isinstance(item, _List):
+                self.condition(item)
+        for _, action in tree.lists(end + 1):
+            self.expression(action, _TOP, 1)
+
+    def condition(self, element: _List) -> None:
+        """A conditional element; its tests and constraints are evaluated while matching."""
+        kind = element.head()
+        if kind in _CONDITIONAL_ELEMENTS:
+            for _, inner in element.lists():
+                self.condition(inner)
+        elif kind in ("test", "declare"):
+            for _, expression in element.lists():
+                self.expression(expression, _MATCHING, 1)
+        else:  # a pattern: (template (slot constraint...)...), (relation constraint...) or (object ...)
+            slots = None if kind == "object" else self.slots.get(kind, frozenset())
+            for before, inner in element.lists():
+                if _is_connector(before):
+                    self.expression(inner, _MATCHING, 1)
+                else:
+                    self.slot_or_expression(inner, slots, _MATCHING, 1)
+
+    def fact(self, fact: _List, owner: str, depth: int) -> None:
+        """`(template (slot value...)...)` or `(relation value...)`: the name is no call, values may be."""
+        slots = self.slots.get(fact.head(), frozenset())
+        for _, inner in fact.lists():
+            self.slot_or_expression(inner, slots, owner, depth + 1)
+
+    def slot_or_expression(self, inner: _List, slots: frozenset[str] | None, owner: str, depth: int) -> None:
+        """`(slot value...)` when `inner` names one of `slots` (None: any), else an expression."""
+        if inner.items and isinstance(inner.items[0], _Token) and (slots is None or inner.head() in slots):
+            for _, value in inner.lists():
+                self.expression(value, owner, depth + 1)
+        else:
+            self.expression(inner, owner, depth)
+
+    def expression(self, call: _List, owner: str, depth: int) -> None:
+        self.nesting[owner] = max(self.nesting.get(owner, 0), depth)
+        function = call.head()
+        first = call.items[0] if call.items else None
+        if isinstance(first, _List):
+            self.expression(first, owner, depth + 1)
+        elif isinstance(first, _Token):
+            self.callee(function, first, owner, depth)
+            if function in _CALLEE_ARGUMENT:
+                self.named_callee(call, function, owner, depth)
+        for index, item in enumerate(call.items[1:], start=1):
+            if not isinstance(item, _List):
+                continue
+            if function == "assert":
+                self.fact(item, owner, depth)
+            elif function in ("modify", "duplicate") and index > 1:  # (modify <fact> (slot value)...)
+                self.slot_or_expression(item, self.every_slot, owner, depth + 1)
+            else:
+                self.expression(item, owner, depth + 1)
+
+    def callee(self, function: str, at: _Token, owner: str, depth: int) -> None:
+        reason = DENIED_FUNCTIONS.get(function)
+        if reason is not None:
+            raise ClipsRuleError(
+                self.path, at.line, at.column, f"({function} ...) is not allowed in a rule file: {reason}"
+            )
+        if function in self.functions:
+            self.calls.setdefault(owner, []).append(_Call(function, depth, at))
+        if function in _PATTERN_MATCHING_CALLS:
+            self.calls.setdefault(owner, []).append(_Call(_MATCHING, depth, at))
+
+    def named_callee(self, call: _List, function: str, owner: str, depth: int) -> None:
+        """`(sort <function> ...)`, `(call-specific-method <generic> ...)`, `(send <object> <message> ...)`."""
+        index = _CALLEE_ARGUMENT[function]
+        named = call.items[index] if len(call.items) > index else call.items[0]
+        if not isinstance(named, _Token) or named.text[:1] in ("?", "$", '"'):
+            raise ClipsRuleError(
+                self.path,
+                named.line,
+                named.column,
+                f"{function} must name what it calls literally, so that the call can be checked",
+            )
+        if function == "send":
+            if named.text in self.functions:
+                self.calls.setdefault(owner, []).append(_Call(named.text, depth + 1, named))
+        else:
+            self.callee(named.text.rpartition("::")[2], named, owner, depth + 1)
+
+
+def _name_at(tree: _List, index: int) -> str:
+    item = tree.items[index] if len(tree.items) > index else None
+    return item.text.rpartition("::")[2] if isinstance(item, _Token) else _TOP
+
+
+def _is_connector(before: _Token | _List) -> bool:
+    """Does the token before a list make it a constraint's expression (`?x&:(...)`, `=(...)`)?"""
+    return isinstance(before, _Token) and before.text.endswith((":", "="))
+
+
+def check_calls(path: Path, constructs: tuple[Construct, ...]) -> None:
+    """Refuse a call to a denied function, and calls that could nest without bound (see the module doc)."""
+    trees = [_parse(construct) for construct in constructs]
+    slots: dict[str, frozenset[str]] = {}
+    functions: set[str] = set()
+    handlers: set[str] = set()
+    for tree in trees:
+        kind = tree.head()
+        if kind == "deftemplate":
+            slots[_name_at(tree, 1)] = frozenset(
+                _name_at(slot, 1) for _, slot in tree.lists() if slot.head() in ("slot", "multislot", "field")
+            )
+        elif kind in ("deffunction", "defgeneric", "defmethod"):
+            functions.add(_name_at(tree, 1))
+        elif kind == "defmessage-handler":
+            handlers.add(_name_at(tree, 2))
+    check = _CallCheck(path, slots, frozenset((functions | handlers) - {_TOP}))
+    for tree in trees:
+        check.construct(tree)
+    # every decision resets and matches; making or changing an instance may run any handler (init, put-...)
+    implicit = _Token("", 1, 1)
+    check.calls.setdefault(_TOP, []).append(_Call(_MATCHING, 0, implicit))
+    check.calls.setdefault(_MATCHING, []).extend(_Call(handler, 1, implicit) for handler in sorted(handlers))
+    _check_evaluation_depth(path, check)
+
+
+def _check_evaluation_depth(path: Path, check: _CallCheck) -> None:
+    """Refuse recursion (a cycle of calls) and chains of calls nested deeper than MAX_EVALUATION_DEPTH.
+
+    A node's depth is the deepest nesting its evaluation reaches: its own expressions, or a call's depth
+    in them plus the callee's. Nodes are the file's functions, `_MATCHING` (what a fact change evaluates)
+    and `_TOP`; computed depth-first without Python recursion, as a chain of calls may be long.
+    """
+    deepest: dict[str, tuple[int, list[str]]] = {}  # node → (depth, the chain of calls that reaches it)
+    for root in check.calls:  # every caller, not only those a decision reaches: no recursion at all
+        if root not in deepest:
+            _deepest_calls(path, check, root, deepest)
+
+
+def _deepest_calls(path: Path, check: _CallCheck, root: str, deepest: dict[str, tuple[int, list[str]]]) -> None:
+    on_path = [root]
+    stack: list[tuple[str, Iterator[_Call]]] = [(root, iter(check.calls[root]))]
+    while stack:
+        node, pending = stack[-1]
+        call = next(pending, None)
+        if call is None:
+            stack.pop()
+            on_path.pop()
+            depth, chain, at = check.nesting.get(node, 0), [node], None
+            for made in check.calls.get(node, []):
+                callee_depth, callee_chain = deepest[made.callee]
+                if made.depth + callee_depth > depth:
+                    depth, chain, at = made.depth + callee_depth, [node, *callee_chain], made.at
+            deepest[node] = (depth, chain)
+            if depth > MAX_EVALUATION_DEPTH and at is not None:
+                raise ClipsRuleError(
+                    path,
+                    at.line,
+                    at.column,
+                    f"calls nest {depth} levels deep from here ({_chain_text(chain)}); CLIPS evaluates them by "
+                    f"recursion in C and more than {MAX_EVALUATION_DEPTH} could overflow the process's stack",
+                )
+        elif call.callee in on_path:
+            raise ClipsRuleError(
+                path,
+                call.at.line,
+                call.at.column,
+                f"recursion ({_chain_text([*on_path[on_path.index(call.callee) :], call.callee])}): CLIPS has no "
+                "limit on recursion and a deep one crashes the process; a rule file may not recurse",
+            )
+        elif call.callee not in deepest:
+            stack.append((call.callee, iter(check.calls.get(call.callee, []))))
+            on_path.append(call.callee)
+
+
+def _chain_text(chain: list[str]) -> str:
+    named = [node for node in chain if node != _TOP]
+    if len(named) > 6:
+        named = [*named[:4], f"… {len(named) - 5} more …", named[-1]]
+    return " → ".join(named)
 
 
 def _check_reason_codes(path: Path, source: str) -> None:

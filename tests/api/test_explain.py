@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
 from typing import Any
 
 from api.explain import RuleTexts, explain
 from reasoning.rules import RULES_DIR
 from tests.api.conftest import ApiEnv
-
-EXAMPLE_RUN = Path(__file__).resolve().parents[2] / "runs" / "20261125T051947-d2e6a468" / "decisions.jsonl.gz"
 
 
 def explained(api: ApiEnv, case: str) -> dict[str, Any]:
@@ -133,17 +128,18 @@ def test_without_the_rule_files_the_explanation_stands_on_the_proofs_alone(api: 
 
 
 def test_real_backtest_decisions_of_every_verdict_are_explained() -> None:
-    seen: dict[str, str] = {}
-    with gzip.open(EXAMPLE_RUN, "rt", encoding="utf-8") as lines:
-        for line in lines:
-            raw = json.loads(line)
-            if raw["verdict"] in seen:
-                continue
-            record = raw | {"decision_id": raw["intent"]["intent_id"], "symbol": raw["intent"]["symbol"]}
-            seen[raw["verdict"]] = explain(record, [], repository_rule_texts()).text
-            if len(seen) == 3:
-                break
+    from trader.backtest import BacktestConfig, run_backtest
+    from trader.proof_records import proof_entries
 
-    assert seen["deny"].startswith("Denied. L2 portfolio: max_open_positions — open positions after 7 is above the 5")
-    assert seen["reduce"].startswith("Reduced from ")
-    assert seen["admit"].startswith("Admitted. No engine objected")
+    # the records exactly as a backtest logs them (2 synthetic days: admits, reductions and denials)
+    result = run_backtest(BacktestConfig(synthetic=True, days=2, seed=7, pairs=["BTC", "ETH", "SOL"]))
+    seen: dict[str, tuple[str, list[str]]] = {}
+    for kind, record in proof_entries(result):
+        if kind == "decision" and record["verdict"] not in seen:
+            seen[record["verdict"]] = (explain(record, [], repository_rule_texts()).text, record["reasons"])
+
+    deny_text, deny_reasons = seen["deny"]
+    layer, name = deny_reasons[0].split(".", 1)
+    assert deny_text.startswith(f"Denied. {layer} ") and name in deny_text
+    assert seen["reduce"][0].startswith("Reduced from ")
+    assert seen["admit"][0].startswith("Admitted. No engine objected")

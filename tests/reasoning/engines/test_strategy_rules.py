@@ -11,7 +11,15 @@ import pytest
 
 from core.orders import OrderType, Side
 from reasoning.context import MarketRegime, VolatilityRegime
-from reasoning.strategy_rules import RULES_PATH, PrologEngine, PrologEngineError, PrologRuleError, PrologTimeoutError
+from reasoning.strategy_rules import (
+    MAX_RULE_FILE_BYTES,
+    MAX_TERM_DEPTH,
+    RULES_PATH,
+    PrologEngine,
+    PrologEngineError,
+    PrologRuleError,
+    PrologTimeoutError,
+)
 from tests.reasoning.engines.factories import make_context, make_intent
 
 DATA = Path(__file__).parent / "data"
@@ -299,3 +307,220 @@ def test_the_worker_serialises_calls_from_several_threads() -> None:
 
     assert errors == []
     assert len(denials) == 60
+
+
+# A rule file is data: loading it, or deciding with it, must run none of its code. Each attack below
+# would touch MARKER (or stop, freeze or cut off the process's Prolog) if it ran.
+
+
+def with_rules(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def location_of(path: Path, needle: str) -> tuple[int, int]:
+    text = path.read_text()
+    offset = text.index(needle)
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def touch(marker: Path) -> str:
+    return f"shell('touch {marker}')"
+
+
+@pytest.mark.parametrize(
+    "directive",
+    [
+        ":- halt.",
+        ":- abolish(cryptoscalp_bridge:decide/4).",
+        ":- repeat, fail.",
+        "?- {touch}.",
+        ":- initialization({touch}).",
+        "(:- {touch}).",
+    ],
+)
+def test_a_directive_is_refused_at_its_line_unrun_and_the_previous_rules_stay_active(
+    tmp_path: Path, directive: str
+) -> None:
+    marker = tmp_path / "pwned"
+    path = with_rules(tmp_path / "strategies.pl", RULES_PATH.read_text())
+    engine = PrologEngine(path)
+    good_hash = engine.ruleset_hash
+    attack = directive.format(touch=touch(marker))
+    path.write_text(RULES_PATH.read_text() + f"\n{attack}\n")
+
+    with pytest.raises(PrologRuleError, match=r"error: directives \((:|\?)- Goal\) are not allowed") as raised:
+        engine.reload()
+
+    assert (raised.value.line, raised.value.column) == location_of(path, attack)
+    assert not marker.exists()
+    assert engine.ruleset_hash == good_hash
+    trending = make_context(market={"regime": MarketRegime.TRENDING})
+    assert engine.evaluate(make_intent("mean_reversion"), trending, 0.01).denials == ("L5.strategy_regime_mismatch",)
+
+
+@pytest.mark.parametrize(
+    ("clause", "message"),
+    [
+        ("user:term_expansion(Term, Term) :- {touch}.", "module-qualified clause heads (user:...)"),
+        ("system:goal_expansion(Goal, Goal) :- {touch}.", "module-qualified clause heads (system:...)"),
+        ("user:(portray(_) :- {touch}).", "module-qualified clause heads (user:...)"),
+        ('cryptoscalp_bridge:decide(_, _, _, "deny\\tL5.forged").', "module-qualified clause heads"),
+        ("prolog:message(anything) --> {{ {touch} }}.", "module-qualified clause heads (prolog:...)"),
+        ("term_expansion(Term, Term) :- {touch}.", "term_expansion/2 is a load-time hook"),
+        ("term_expansion(Term, Layout, Term, Layout) :- {touch}.", "term_expansion/4 is a load-time hook"),
+        ("goal_expansion(Goal, Goal) :- {touch}.", "goal_expansion/2 is a load-time hook"),
+        ("goal_expansion(Goal, Layout, Goal, Layout) :- {touch}.", "goal_expansion/4 is a load-time hook"),
+        ("quoted({{|string(_)||any text|}}).", "quasi quotations ({|Syntax||Text|}) are not allowed"),
+    ],
+)
+def test_a_clause_that_would_run_at_load_or_land_outside_the_rule_module_is_refused_at_its_head(
+    tmp_path: Path, clause: str, message: str
+) -> None:
+    marker = tmp_path / "pwned"
+    hook = clause.format(touch=touch(marker))
+    # first in the file, so that a hook would see (and run on) every clause after it
+    path = with_rules(tmp_path / "strategies.pl", f"  {hook}\n{RULES_PATH.read_text()}")
+
+    with pytest.raises(PrologRuleError) as raised:
+        PrologEngine(path)
+
+    assert message in raised.value.message
+    assert (raised.value.line, raised.value.column) == (1, 3)
+    assert not marker.exists()
+
+
+def test_a_directive_after_a_syntax_error_is_still_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = with_rules(tmp_path / "strategies.pl", f"{RULES_PATH.read_text()}\nbroken(,).\n:- {touch(marker)}.\n")
+
+    with pytest.raises(PrologRuleError, match="directives") as raised:
+        PrologEngine(path)
+
+    assert raised.value.line == location_of(path, ":- shell")[0]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "culprit", "message"),
+    [
+        (
+            "    fact(Facts, reduce_only, true),\n",
+            "    fact(Facts, reduce_only, true),\n    {touch},\n",
+            "shell(",
+            "reducing/1 calls shell/1, which a rule file may not call",
+        ),
+        (
+            "    reducing(Facts),\n",
+            "    reducing(Facts),\n    halt,\n",
+            "halt,",
+            "validate/3 calls halt/0, which a rule file may not call",
+        ),
+        (
+            "holds(breakout_confirmed, true).",
+            "holds(breakout_confirmed, true) :- open('{marker}', write, _).",
+            "open(",
+            "holds/2 calls open/3, which a rule file may not call",
+        ),
+        (
+            "    sort(Failed, Denials).",
+            "    sort(Failed, Denials),\n    Goal =.. [halt],\n    call(Goal).",
+            "call(Goal)",
+            "validate/3 calls a goal that is only known at run time",
+        ),
+        (
+            "    sort(Failed, Denials).",
+            "    sort(Failed, Denials),\n    forall(member(Reason, Denials), format(user_error, '~w', [Reason])).",
+            "format(user_error",
+            "validate/3 calls format/3, which a rule file may not call",
+        ),
+        (
+            "    sort(Failed, Denials).",
+            "    sort(Failed, Denials),\n    audit(Denials).",
+            "audit(",
+            "validate/3 calls audit/1, which is not defined",
+        ),
+    ],
+    ids=[
+        "shell-in-a-helper",
+        "halt",
+        "open-in-a-fact-made-rule",
+        "call-of-a-built-goal",
+        "format-to-a-stream",
+        "undefined",
+    ],
+)
+def test_a_call_the_sandbox_rejects_is_refused_at_load_at_the_goal(
+    tmp_path: Path, old: str, new: str, culprit: str, message: str
+) -> None:
+    marker = tmp_path / "pwned"
+    source = RULES_PATH.read_text()
+    assert old in source
+    path = with_rules(
+        tmp_path / "strategies.pl", source.replace(old, new.format(touch=touch(marker), marker=marker), 1)
+    )
+
+    with pytest.raises(PrologRuleError) as raised:
+        PrologEngine(path)
+
+    assert message in raised.value.message
+    assert (raised.value.line, raised.value.column) == location_of(path, culprit)
+    assert not marker.exists()
+
+
+def test_side_effect_free_builtins_pass_the_sandbox(tmp_path: Path) -> None:
+    path = with_rules(
+        tmp_path / "strategies.pl",
+        RULES_PATH.read_text().replace(
+            "    sort(Failed, Denials).",
+            "    sort(Failed, Denials),\n"
+            "    format(string(Text), '~w', [Denials]),\n"
+            "    string_length(Text, Length),\n"
+            "    Length >= 0.",
+        ),
+    )
+
+    engine = PrologEngine(path)
+
+    assert engine.evaluate(make_intent("grid"), make_context(), 0.01).denials == ("L5.unknown_strategy",)
+
+
+def test_a_term_nested_deeper_than_the_limit_is_refused_before_loading(tmp_path: Path) -> None:
+    # SWI-Prolog recurses in C on nesting and, embedded with --nosignals, cannot catch a stack overflow
+    nested = "f(" * (MAX_TERM_DEPTH + 1) + "x" + ")" * (MAX_TERM_DEPTH + 1)
+    path = with_rules(tmp_path / "strategies.pl", f"{RULES_PATH.read_text()}\ndeep({nested}).\n")
+
+    with pytest.raises(PrologRuleError, match=f"nested more than {MAX_TERM_DEPTH} levels") as raised:
+        PrologEngine(path)
+
+    assert (raised.value.line, raised.value.column) == location_of(path, "deep(")
+
+
+def test_a_long_list_is_one_level_deep(tmp_path: Path) -> None:
+    regimes = ", ".join(["ranging"] * (MAX_TERM_DEPTH * 2))
+    path = with_rules(
+        tmp_path / "strategies.pl", RULES_PATH.read_text().replace("regime_in([ranging])", f"regime_in([{regimes}])")
+    )
+
+    engine = PrologEngine(path)
+
+    ranging = make_context(market={"regime": MarketRegime.RANGING})
+    assert engine.evaluate(make_intent("mean_reversion"), ranging, 0.01).denials == ()
+
+
+def test_a_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    padding = "%" * MAX_RULE_FILE_BYTES + "\n"
+    path = with_rules(tmp_path / "strategies.pl", RULES_PATH.read_text() + padding)
+
+    with pytest.raises(PrologRuleError, match=f"at most {MAX_RULE_FILE_BYTES}"):
+        PrologEngine(path)
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "strategies.pl"
+    path.write_bytes(RULES_PATH.read_bytes() + b'\nstrategy(caf\xe9, "latin-1").\n')
+
+    with pytest.raises(PrologRuleError, match="not UTF-8") as raised:
+        PrologEngine(path)
+
+    assert raised.value.line == RULES_PATH.read_bytes().count(b"\n") + 2
