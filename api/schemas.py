@@ -11,9 +11,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from reasoning.rules import RULE_FILES
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]  # free text that must say something
+
 
 Responses = dict[int | str, dict[str, Any]]  # extra documented responses of a route, for OpenAPI
 Hex = Annotated[str, Field(pattern=r"^[0-9a-f]*$", description="lowercase hex")]
@@ -243,14 +253,7 @@ class ProposalIn(BaseModel):
         min_length=1,
         max_length=32,
     )
-    description: str = Field(min_length=1, max_length=4000, description="What the change does and why.")
-
-    @field_validator("description")
-    @classmethod
-    def _not_blank(cls, description: str) -> str:
-        if not description.strip():
-            raise ValueError("must not be blank")
-        return description
+    description: NonBlank = Field(min_length=1, max_length=4000, description="What the change does and why.")
 
 
 class ProposalOut(BaseModel):
@@ -284,28 +287,14 @@ class InvalidProposal(BaseModel):
 class KillSwitchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=1000, description="Why trading must stop (logged).")
+    reason: NonBlank = Field(min_length=1, max_length=1000, description="Why trading must stop (logged).")
     flatten: bool = Field(False, description="Also close every open position.")
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("must not be blank")
-        return reason
 
 
 class KillSwitchRelease(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=1000, description="Why trading may resume (logged).")
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("must not be blank")
-        return reason
+    reason: NonBlank = Field(min_length=1, max_length=1000, description="Why trading may resume (logged).")
 
 
 class KillSwitchOut(BaseModel):

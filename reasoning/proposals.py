@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from core.errors import CryptoScalpError
 from reasoning.prooflog.canonical import JsonObject
 from reasoning.prooflog.records import RecordKind
-from reasoning.rules import RULE_FILES, RuleSet, RuleSetError, combined_hash, unified_diff
+from reasoning.rules import RULE_FILES, RuleSetError, combined_hash, unified_diff, unreachable_rules
 
 if TYPE_CHECKING:
     from reasoning.rule_tests import CaseOutcome
@@ -479,16 +479,6 @@ def check_rule_directory(directory: Path) -> Validation:
     failures = [_failure(outcome, directory) for outcome in report.outcomes if not outcome.passed]
     failures += [f"uncovered: no case in tests/ expects reason code {code}" for code in report.uncovered]
     return Validation(warnings=warnings, test_failures=tuple(failures))
-
-
-def unreachable_rules(ruleset: RuleSet) -> list[str]:
-    """Rules that can never fire, from the engines that can tell (`rules check` warns of them)."""
-    warnings: list[str] = []
-    for engine in ruleset.engines:
-        unreachable = getattr(engine, "unreachable_rules", None)
-        if callable(unreachable):
-            warnings.extend(unreachable())
-    return warnings
 
 
 def _failure(outcome: CaseOutcome, directory: Path) -> str:

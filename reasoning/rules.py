@@ -91,6 +91,16 @@ def load_ruleset(directory: Path = RULES_DIR, *, isolate_limits: bool = False) -
     return RuleSet(directory, engines, hashes, combined_hash(hashes), isolate_limits, read_texts(directory))
 
 
+def unreachable_rules(ruleset: RuleSet) -> list[str]:
+    """Rules that can never fire, from the engines that can tell (`rules check` warns of them)."""
+    warnings: list[str] = []
+    for engine in ruleset.engines:
+        unreachable = getattr(engine, "unreachable_rules", None)
+        if callable(unreachable):
+            warnings.extend(unreachable())
+    return warnings
+
+
 def read_texts(directory: Path) -> dict[str, str]:
     return {
         name: (directory / name).read_text(encoding="utf-8", errors="replace")

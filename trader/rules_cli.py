@@ -24,7 +24,7 @@ from core.orders import OrderType, Side
 from reasoning.context import context_from_dict
 from reasoning.guard import Guard, GuardConfig
 from reasoning.rule_tests import load_cases, run_rule_tests
-from reasoning.rules import RULES_DIR, RuleSet, load_ruleset
+from reasoning.rules import RULES_DIR, load_ruleset, unreachable_rules
 from trader.decision_log import DECISIONS_FILE, read_decisions
 
 rules_app = typer.Typer(no_args_is_help=True, help="Check, test and replay the rule files risk officers edit.")
@@ -37,21 +37,11 @@ RulesDir = Annotated[Path, typer.Argument(help="Rule set: policy.mg, expert.clp,
 def check_command(directory: RulesDir = RULES_DIR) -> None:
     """Validate every rule file; errors are `file:line:col: message`."""
     ruleset = load_ruleset(directory)
-    for warning in unreachable_warnings(ruleset):
+    for warning in unreachable_rules(ruleset):
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     console.print(f"ok: {directory} rule set {ruleset.ruleset_hash}", highlight=False, soft_wrap=True)
     for name, digest in sorted(ruleset.file_hashes.items()):
         console.print(f"  {name}  sha256 {digest}", highlight=False, soft_wrap=True)
-
-
-def unreachable_warnings(ruleset: RuleSet) -> list[str]:
-    """Rules that can never fire (an engine that can tell says which)."""
-    warnings: list[str] = []
-    for engine in ruleset.engines:
-        unreachable = getattr(engine, "unreachable_rules", None)
-        if callable(unreachable):
-            warnings.extend(unreachable())
-    return warnings
 
 
 @rules_app.command("test")

@@ -33,7 +33,7 @@ from reasoning.prooflog.errors import ProofLogError
 from reasoning.prooflog.keys import key_id
 from reasoning.prooflog.merkle import leaf_hash
 from reasoning.prooflog.proofs import verify_consistency, verify_inclusion
-from reasoning.prooflog.verify import VerificationFailure
+from reasoning.prooflog.verify import VerificationFailed, VerificationFailure
 
 TOKEN_ENVIRONMENT_VARIABLE = "CRYPTOSCALP_API_TOKEN"
 PAGE_SIZE = 500
@@ -60,12 +60,6 @@ class RemoteReport:
         return self.failure is None
 
 
-class _Failed(Exception):
-    def __init__(self, failure: VerificationFailure) -> None:
-        super().__init__(failure.message())
-        self.failure = failure
-
-
 def connect(url: str, token: str | None) -> httpx.Client:
     """An HTTP client for the API at `url` that sends `token` (the caller closes it)."""
     if not token:
@@ -82,7 +76,7 @@ def verify_remote(
     failure: VerificationFailure | None = None
     try:
         checker.run(sample, rng or random.Random())
-    except _Failed as failed:
+    except VerificationFailed as failed:
         failure = failed.failure
     latest = checker.checkpoints[-1] if checker.checkpoints else None
     return RemoteReport(
@@ -115,7 +109,7 @@ class _RemoteChecker:
                 self.check_consistency(self.checkpoints[-1], checkpoint)
             self.checkpoints.append(checkpoint)
         if not self.checkpoints:
-            raise _Failed(
+            raise VerificationFailed(
                 VerificationFailure("the API serves no signed checkpoint; there is nothing to verify against")
             )
         latest_by_id = {item["decision_id"]: item["seq"] for item in self.fetch_decisions()}
@@ -181,18 +175,18 @@ class _RemoteChecker:
         size = checkpoint.tree_size
         if checkpoint.key_id != self.key_id:
             problem = f"signed by key {checkpoint.key_id}, the public key given is {self.key_id}"
-            raise _Failed(VerificationFailure(problem, checkpoint_size=size))
+            raise VerificationFailed(VerificationFailure(problem, checkpoint_size=size))
         if not signature_is_valid(self.public_key, checkpoint):
             problem = "signature does not verify with the public key (checkpoint forged or altered)"
-            raise _Failed(VerificationFailure(problem, checkpoint_size=size))
+            raise VerificationFailed(VerificationFailure(problem, checkpoint_size=size))
         if self.checkpoints:
             previous = self.checkpoints[-1]
             if size <= previous.tree_size:
                 problem = f"served after the checkpoint of size {previous.tree_size}: sizes must grow"
-                raise _Failed(VerificationFailure(problem, checkpoint_size=size))
+                raise VerificationFailed(VerificationFailure(problem, checkpoint_size=size))
             if checkpoint.signed_at < previous.signed_at:
                 problem = f"signed at {checkpoint.signed_at}, before the previous checkpoint ({previous.signed_at})"
-                raise _Failed(VerificationFailure(problem, checkpoint_size=size))
+                raise VerificationFailed(VerificationFailure(problem, checkpoint_size=size))
 
     def check_consistency(self, older: Checkpoint, newer: Checkpoint) -> None:
         body = self.get("/v1/log/consistency", {"first": older.tree_size, "second": newer.tree_size})
@@ -203,29 +197,29 @@ class _RemoteChecker:
                 f"not consistent with the checkpoint of size {older.tree_size}: the log was rewritten, not only "
                 f"appended to, between them (or the API served a bad proof)"
             )
-            raise _Failed(VerificationFailure(problem, older.tree_size, newer.tree_size))
+            raise VerificationFailed(VerificationFailure(problem, older.tree_size, newer.tree_size))
 
     def check_inclusion(self, decision_id: str, seq: int, by_size: Mapping[int, Checkpoint]) -> None:
         body = self.get(f"/v1/decisions/{decision_id}/inclusion-proof")
         where = f"decision {decision_id}"
         if body.get("seq") != seq or body.get("leaf_index") != seq:
             fail = f"{where}: the proof is for record {body.get('seq')}, the listing says {seq}"
-            raise _Failed(VerificationFailure(fail, seq))
+            raise VerificationFailed(VerificationFailure(fail, seq))
         canonical = body.get("canonical")
         if not isinstance(canonical, str):
-            raise _Failed(VerificationFailure(f"{where}: the proof carries no record bytes", seq))
+            raise VerificationFailed(VerificationFailure(f"{where}: the proof carries no record bytes", seq))
         self.check_envelope(decision_id, seq, canonical)
         leaf = leaf_hash(canonical.encode("utf-8"))
         if _hex(body.get("leaf_hash"), "leaf_hash") != leaf:
             fail = f"{where}: the record's bytes do not hash to the proof's leaf hash (record altered)"
-            raise _Failed(VerificationFailure(fail, seq))
+            raise VerificationFailed(VerificationFailure(fail, seq))
         served = _checkpoint(body.get("checkpoint"))
         trusted = by_size.get(served.tree_size)
         if trusted is None or trusted != served:
             fail = (
                 f"{where}: proven against a checkpoint of size {served.tree_size} that is not among the verified ones"
             )
-            raise _Failed(VerificationFailure(fail, seq, served.tree_size))
+            raise VerificationFailed(VerificationFailure(fail, seq, served.tree_size))
         path = _hashes(body.get("audit_path"), "audit_path")
         if body.get("tree_size") != trusted.tree_size or not verify_inclusion(
             seq, trusted.tree_size, leaf, path, trusted.root_hash
@@ -234,21 +228,23 @@ class _RemoteChecker:
                 f"{where}: the audit path does not lead to the signed root of size {trusted.tree_size} "
                 f"(record or tree altered)"
             )
-            raise _Failed(VerificationFailure(fail, seq, trusted.tree_size))
+            raise VerificationFailed(VerificationFailure(fail, seq, trusted.tree_size))
 
     @staticmethod
     def check_envelope(decision_id: str, seq: int, canonical: str) -> None:
         try:
             envelope = json.loads(canonical)
         except ValueError:
-            raise _Failed(VerificationFailure(f"decision {decision_id}: its record bytes are not JSON", seq)) from None
+            raise VerificationFailed(
+                VerificationFailure(f"decision {decision_id}: its record bytes are not JSON", seq)
+            ) from None
         record = envelope.get("record") if isinstance(envelope, dict) else None
         if not isinstance(record, dict) or envelope.get("seq") != seq or envelope.get("kind") != "decision":
             fail = f"decision {decision_id}: the bytes served are not the envelope of decision record {seq}"
-            raise _Failed(VerificationFailure(fail, seq))
+            raise VerificationFailed(VerificationFailure(fail, seq))
         if record.get("decision_id") != decision_id:
             fail = f"decision {decision_id}: record {seq} is decision {record.get('decision_id')!r}"
-            raise _Failed(VerificationFailure(fail, seq))
+            raise VerificationFailed(VerificationFailure(fail, seq))
 
 
 def _checkpoint(raw: object) -> Checkpoint:

@@ -53,7 +53,9 @@ class VerificationReport:
         return self.failure is None
 
 
-class _Failed(Exception):
+class VerificationFailed(Exception):
+    """Raised inside a verifier to stop at the first failure it found."""
+
     def __init__(self, failure: VerificationFailure) -> None:
         super().__init__(failure.message())
         self.failure = failure
@@ -75,7 +77,7 @@ class _Verifier:
         self.check_due_checkpoints()
         for record in self.store.records():
             if record.seq != self.frontier.size:
-                raise _Failed(self.gap(record))
+                raise VerificationFailed(self.gap(record))
             leaf = self.check_record(record)
             for key, digest in self.frontier.append(leaf):
                 self.check_stored_node(key, digest)
@@ -92,16 +94,20 @@ class _Verifier:
         seq = record.seq
         leaf = leaf_hash(record.canonical)
         if leaf != record.leaf_hash:
-            raise _Failed(VerificationFailure("stored bytes do not hash to its leaf hash (record altered)", seq))
+            raise VerificationFailed(
+                VerificationFailure("stored bytes do not hash to its leaf hash (record altered)", seq)
+            )
         try:
             record_kind(record.kind)
         except ProofLogError as exc:
-            raise _Failed(VerificationFailure(f"kind column: {exc}", seq)) from None
+            raise VerificationFailed(VerificationFailure(f"kind column: {exc}", seq)) from None
         prefix, suffix = envelope_frame(seq, record.kind, record.created_at)
         if not record.canonical.endswith(suffix):
-            raise _Failed(self.misplaced(record))
+            raise VerificationFailed(self.misplaced(record))
         if not record.canonical.startswith(prefix):
-            raise _Failed(VerificationFailure("kind or created_at column differs from its signed content", seq))
+            raise VerificationFailed(
+                VerificationFailure("kind or created_at column differs from its signed content", seq)
+            )
         return leaf
 
     @staticmethod
@@ -119,14 +125,14 @@ class _Verifier:
         found = next(stored, None)
         if found is None or found[0] != key.node_index:
             problem = f"stored tree node level {key.level} index {key.node_index} over {span} is missing"
-            raise _Failed(VerificationFailure(problem, key.first_leaf))
+            raise VerificationFailed(VerificationFailure(problem, key.first_leaf))
         if found[1] != digest:
             self.prefer_misplaced_next_record(key)
             problem = (
                 f"{span} do not hash to the stored tree node level {key.level} index {key.node_index} "
                 f"(a record in this range, or the node, was altered)"
             )
-            raise _Failed(VerificationFailure(problem, key.first_leaf))
+            raise VerificationFailed(VerificationFailure(problem, key.first_leaf))
 
     def prefer_misplaced_next_record(self, key: NodeKey) -> None:
         """A forged record inserted with a consistent leaf hash breaks the node over it *and* shifts the record
@@ -136,7 +142,7 @@ class _Verifier:
             return
         content_seq = _content_sequence(following.canonical)
         if content_seq is not None and key.first_leaf <= content_seq < following.seq:
-            raise _Failed(self.misplaced(following))
+            raise VerificationFailed(self.misplaced(following))
 
     def check_due_checkpoints(self) -> None:
         while (
@@ -149,23 +155,23 @@ class _Verifier:
     def check_checkpoint(self, checkpoint: Checkpoint) -> None:
         size = checkpoint.tree_size
         if checkpoint.key_id != self.key_id:
-            raise _Failed(
+            raise VerificationFailed(
                 VerificationFailure(
                     f"signed by key {checkpoint.key_id}, the public key given is {self.key_id}", checkpoint_size=size
                 )
             )
         if not signature_is_valid(self.public_key, checkpoint):
             problem = "signature does not verify (checkpoint altered or swapped)"
-            raise _Failed(VerificationFailure(problem, checkpoint_size=size))
+            raise VerificationFailed(VerificationFailure(problem, checkpoint_size=size))
         if checkpoint.root_hash != self.frontier.root():
             problem = (
                 f"signed root differs from the root of the stored records; a record after the last good checkpoint "
                 f"(size {self.last_good_checkpoint_size}) was altered together with its hashes"
             )
-            raise _Failed(VerificationFailure(problem, self.last_good_checkpoint_size, size))
+            raise VerificationFailed(VerificationFailure(problem, self.last_good_checkpoint_size, size))
         if checkpoint.signed_at < self.last_signed_at:
             problem = f"signed at {checkpoint.signed_at}, before the previous checkpoint ({self.last_signed_at})"
-            raise _Failed(VerificationFailure(problem, checkpoint_size=size))
+            raise VerificationFailed(VerificationFailure(problem, checkpoint_size=size))
         self.last_good_checkpoint_size = size
         self.last_signed_at = checkpoint.signed_at
 
@@ -177,14 +183,14 @@ class _Verifier:
                 f"signs {checkpoint.tree_size} records but the log holds {count} (records {count}–"
                 f"{checkpoint.tree_size - 1} deleted) or no stored record count matches it"
             )
-            raise _Failed(VerificationFailure(problem, count, checkpoint.tree_size))
+            raise VerificationFailed(VerificationFailure(problem, count, checkpoint.tree_size))
         for level in range(1, max(self.store.highest_node_level(), max(self.stored_levels, default=0)) + 1):
             stored = self.stored_levels.setdefault(level, self.store.interior_nodes(level))
             extra = next(stored, None)
             if extra is not None:
                 first = extra[0] << level
                 problem = f"stored tree node level {level} index {extra[0]} covers records that do not exist"
-                raise _Failed(VerificationFailure(problem, first))
+                raise VerificationFailed(VerificationFailure(problem, first))
 
 
 def _content_sequence(canonical: bytes) -> int | None:
@@ -202,7 +208,7 @@ def verify(store: ProofLogStore, public_key: Ed25519PublicKey) -> VerificationRe
     failure: VerificationFailure | None = None
     try:
         verifier.run()
-    except _Failed as failed:
+    except VerificationFailed as failed:
         failure = failed.failure
     size = verifier.frontier.size
     return VerificationReport(
