@@ -50,3 +50,4 @@ bench: install
 	$(PYTHON) bench/guard.py
 	$(PYTHON) bench/prooflog.py
 	$(PYTHON) bench/api.py
+	$(PYTHON) bench/signals.py
