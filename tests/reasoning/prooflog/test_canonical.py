@@ -213,7 +213,7 @@ def test_str_and_int_enums_and_dict_subclasses_are_written_as_the_reference_writ
         L1 = 1
 
     class Facts(dict[str, Any]):
-        pass
+        """A dict subclass, as domain code makes: canonical JSON must write it as a plain object."""
 
     value = Facts(side=Side.BUY, layer=Layer.L1, qty=1.0, nested=Facts(price=65000.5))
 
