@@ -30,6 +30,13 @@ from reasoning.prooflog.errors import StoreError
 from reasoning.prooflog.merkle import NodeKey
 from reasoning.prooflog.records import StoredRecord
 from reasoning.prooflog.sqlite_store import SCHEMA_VERSION
+from reasoning.prooflog.store import (
+    CHECKPOINT_COLUMNS,
+    NODE_COLUMNS,
+    RECORD_COLUMNS,
+    append_rows,
+    check_expected_count,
+)
 
 # Rows per query when scanning records or a tree level: ~3 MB of decision records, few round trips.
 PAGE_ROWS = 1000
@@ -210,28 +217,18 @@ class PostgresStore:
                 cursor.execute(
                     "SELECT pg_advisory_xact_lock(%s, 'proof_records'::regclass::oid::integer)", (_APPEND_LOCK_CLASS,)
                 )
-                found = self.record_count()
-                if found != expected_count:
-                    raise StoreError(
-                        f"{self.name}: another writer appended to the proof log (expected {expected_count} records, "
-                        f"found {found}); reopen the log"
-                    )
-                if records:
+                check_expected_count(self.name, expected_count, self.record_count())
+                record_rows, node_rows, checkpoint_rows = append_rows(records, nodes, checkpoints)
+                if record_rows:
                     cursor.executemany(
-                        "INSERT INTO proof_records (seq, kind, created_at, canonical, leaf_hash) "
-                        "VALUES (%s, %s, %s, %s, %s)",
-                        [(r.seq, r.kind, r.created_at, r.canonical, r.leaf_hash) for r in records],
+                        f"INSERT INTO proof_records ({RECORD_COLUMNS}) VALUES (%s, %s, %s, %s, %s)", record_rows
                     )
-                if nodes:
+                if node_rows:
+                    cursor.executemany(f"INSERT INTO proof_tree_nodes ({NODE_COLUMNS}) VALUES (%s, %s, %s)", node_rows)
+                if checkpoint_rows:
                     cursor.executemany(
-                        "INSERT INTO proof_tree_nodes (level, node_index, hash) VALUES (%s, %s, %s)",
-                        [(key.level, key.node_index, digest) for key, digest in nodes],
-                    )
-                if checkpoints:
-                    cursor.executemany(
-                        "INSERT INTO proof_checkpoints (tree_size, root_hash, signed_at, key_id, signature) "
-                        "VALUES (%s, %s, %s, %s, %s)",
-                        [(c.tree_size, c.root_hash, c.signed_at, c.key_id, c.signature) for c in checkpoints],
+                        f"INSERT INTO proof_checkpoints ({CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+                        checkpoint_rows,
                     )
         except psycopg.Error as exc:
             raise StoreError(f"{self.name}: append failed, nothing was written ({self._describe(exc)})") from None

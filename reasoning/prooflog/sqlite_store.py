@@ -21,6 +21,13 @@ from reasoning.prooflog.checkpoint import Checkpoint
 from reasoning.prooflog.errors import StoreError
 from reasoning.prooflog.merkle import NodeKey
 from reasoning.prooflog.records import StoredRecord
+from reasoning.prooflog.store import (
+    CHECKPOINT_COLUMNS,
+    NODE_COLUMNS,
+    RECORD_COLUMNS,
+    append_rows,
+    check_expected_count,
+)
 
 SCHEMA_VERSION = "1"
 
@@ -113,23 +120,12 @@ class SqliteStore:
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                if self.record_count() != expected_count:
-                    raise StoreError(
-                        f"{self.path}: another writer appended to the proof log (expected {expected_count} records, "
-                        f"found {self.record_count()}); reopen the log"
-                    )
+                check_expected_count(str(self.path), expected_count, self.record_count())
+                record_rows, node_rows, checkpoint_rows = append_rows(records, nodes, checkpoints)
+                db.executemany(f"INSERT INTO proof_records ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?)", record_rows)
+                db.executemany(f"INSERT INTO proof_tree_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?)", node_rows)
                 db.executemany(
-                    "INSERT INTO proof_records (seq, kind, created_at, canonical, leaf_hash) VALUES (?, ?, ?, ?, ?)",
-                    [(r.seq, r.kind, r.created_at, r.canonical, r.leaf_hash) for r in records],
-                )
-                db.executemany(
-                    "INSERT INTO proof_tree_nodes (level, node_index, hash) VALUES (?, ?, ?)",
-                    [(key.level, key.node_index, digest) for key, digest in nodes],
-                )
-                db.executemany(
-                    "INSERT INTO proof_checkpoints (tree_size, root_hash, signed_at, key_id, signature) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(c.tree_size, c.root_hash, c.signed_at, c.key_id, c.signature) for c in checkpoints],
+                    f"INSERT INTO proof_checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)", checkpoint_rows
                 )
             except BaseException:
                 db.execute("ROLLBACK")

@@ -8,9 +8,10 @@ checkpoints by tree size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from reasoning.prooflog.checkpoint import Checkpoint
+from reasoning.prooflog.errors import StoreError
 from reasoning.prooflog.merkle import NodeKey
 from reasoning.prooflog.records import StoredRecord
 
@@ -56,3 +57,29 @@ class ProofLogStore(Protocol):
     def latest_checkpoint(self) -> Checkpoint | None: ...
 
     def close(self) -> None: ...
+
+
+# What every store inserts on `append`, in its tables' column order (both stores share the schema).
+RECORD_COLUMNS = "seq, kind, created_at, canonical, leaf_hash"
+NODE_COLUMNS = "level, node_index, hash"
+CHECKPOINT_COLUMNS = "tree_size, root_hash, signed_at, key_id, signature"
+
+
+def append_rows(
+    records: Sequence[StoredRecord], nodes: Sequence[tuple[NodeKey, bytes]], checkpoints: Sequence[Checkpoint]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows of records, tree nodes and checkpoints, as `RECORD_COLUMNS`, `NODE_COLUMNS`, `CHECKPOINT_COLUMNS`."""
+    return (
+        [(r.seq, r.kind, r.created_at, r.canonical, r.leaf_hash) for r in records],
+        [(key.level, key.node_index, digest) for key, digest in nodes],
+        [(c.tree_size, c.root_hash, c.signed_at, c.key_id, c.signature) for c in checkpoints],
+    )
+
+
+def check_expected_count(name: str, expected: int, found: int) -> None:
+    """Inside an append's transaction: refuse when another writer appended since this one read the log."""
+    if found != expected:
+        raise StoreError(
+            f"{name}: another writer appended to the proof log (expected {expected} records, found {found}); "
+            "reopen the log"
+        )
